@@ -1,0 +1,1 @@
+"""Benchmarks of mailrules against imapfilter on a private Dovecot (see benchmarks/README.md)."""

@@ -1,0 +1,3 @@
+from mailrules.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,307 @@
+"""The accounts file: which mailbox each account is and how to log in to it.
+
+Rule files are shared in a team's repository; accounts are personal, so they live in a
+separate file (by default ``~/.config/mailrules/accounts.yaml``).  Passwords are never
+stored in it, only where to get them (an environment variable, a command such as
+``pass``, or the system keyring), and they are fetched only when a connection needs
+them.  No dataclass here holds a password, and no message ever shows one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from mailrules.errors import Loc, Problem, RuleFileError, UsageError
+from mailrules.loader import SchemaHints, load_yaml_document
+from mailrules.model import NOWHERE
+from mailrules.yamlsrc import LocIndex, Path
+
+TlsMode = Literal["ssl", "starttls", "none"]
+DEFAULT_DELETE_THRESHOLD = 100
+PASSWORD_COMMAND_TIMEOUT = 30.0
+KEYRING_SERVICE_PREFIX = "mailrules:"
+_IMAP_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
+_SMTP_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
+_SECRET_KEYS = {"password_env": "env", "password_command": "command", "password_keyring": "keyring"}
+
+
+@dataclass(frozen=True, slots=True)
+class SecretSource:
+    """Where a password comes from; ``reference`` is the variable name or command line."""
+
+    kind: Literal["env", "command", "keyring"]
+    reference: str = field(default="", repr=False)
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ImapSettings:
+    host: str
+    username: str
+    password: SecretSource = field(repr=False)
+    port: int = 993
+    tls: TlsMode = "ssl"
+    ca_file: str | None = None
+    allow_insecure: bool = False
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpSettings:
+    host: str
+    port: int = 465
+    tls: TlsMode = "ssl"
+    username: str | None = None
+    password: SecretSource | None = field(default=None, repr=False)
+    ca_file: str | None = None
+    allow_insecure: bool = False
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    name: str
+    imap: ImapSettings | None = None
+    maildir: str | None = None  # absolute, resolved against the accounts file
+    addresses: tuple[str, ...] = ()
+    smtp: SmtpSettings | None = None
+    delete_threshold: int = DEFAULT_DELETE_THRESHOLD
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Accounts:
+    path: str
+    accounts: tuple[Account, ...]
+    default: str | None = None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(account.name for account in self.accounts)
+
+    def pick(self, name: str | None = None) -> Account:
+        """The account called ``name``, else the file's default, else the only one."""
+        chosen = name or self.default
+        if chosen is None and len(self.accounts) == 1:
+            return self.accounts[0]
+        if chosen is None:
+            raise UsageError(
+                f"{self.path} defines several accounts ({', '.join(self.names)}); "
+                "choose one with --account or set 'default:' in the file"
+            )
+        for account in self.accounts:
+            if account.name == chosen:
+                return account
+        raise UsageError(f"unknown account {chosen!r}; {self.path} defines {', '.join(self.names)}")
+
+
+def default_accounts_path() -> str:
+    """``$XDG_CONFIG_HOME/mailrules/accounts.yaml``, by default under ``~/.config``."""
+    config = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(config, "mailrules", "accounts.yaml")
+
+
+def load_accounts(path: str | os.PathLike[str] | None = None) -> Accounts:
+    """Read and check an accounts file; ``RuleFileError`` lists every problem, ``UsageError`` a missing file."""
+    file = os.fspath(path) if path is not None else default_accounts_path()
+    if not os.path.exists(file):
+        raise UsageError(f"accounts file not found: {file}")
+    doc = load_yaml_document(file, "accounts", _HINTS)
+    reader = _Reader(doc.locs, os.path.dirname(os.path.abspath(file)))
+    accounts = tuple(reader.account(name, data) for name, data in doc.data["accounts"].items())
+    default = doc.data.get("default")
+    if default is not None and default not in {account.name for account in accounts}:
+        reader.error(("default",), f"default account {default!r} is not defined under 'accounts'")
+    if reader.problems:
+        raise RuleFileError(reader.problems)
+    return Accounts(file, accounts, default)
+
+
+def _password_key_hint(path: Path, key: str) -> str | None:
+    if key == "password":
+        return (
+            "passwords are not written in the accounts file; "
+            "use password_env, password_command or password_keyring: true"
+        )
+    return None
+
+
+_HINTS = SchemaHints(unknown_key=_password_key_hint)
+
+
+@dataclass(frozen=True, slots=True)
+class _Reader:
+    """Schema-valid account data -> dataclasses, collecting the checks a schema can't express."""
+
+    locs: LocIndex
+    base_dir: str
+    problems: list[Problem] = field(default_factory=list)
+
+    def error(self, path: Path, message: str) -> None:
+        self.problems.append(Problem(self.locs.at(path), message))
+
+    def account(self, name: str, data: dict[str, Any]) -> Account:
+        path: Path = ("accounts", name)
+        addresses = tuple(data.get("addresses", ()))
+        for index, address in enumerate(addresses):
+            if "@" not in address or any(c.isspace() for c in address):
+                self.error(path + ("addresses", index), f"{address!r} is not an e-mail address")
+        return Account(
+            name=name,
+            imap=self.imap(data["imap"], path + ("imap",)) if "imap" in data else None,
+            maildir=self.local_path(data["maildir"], path + ("maildir",)) if "maildir" in data else None,
+            addresses=addresses,
+            smtp=self.smtp(data["smtp"], path + ("smtp",)) if "smtp" in data else None,
+            delete_threshold=data.get("delete_threshold", DEFAULT_DELETE_THRESHOLD),
+            loc=self.locs.key(path),
+        )
+
+    def imap(self, data: dict[str, Any], path: Path) -> ImapSettings:
+        tls = data.get("tls", "ssl")
+        self.check_tls(data, path)
+        return ImapSettings(
+            host=data["host"],
+            username=data["username"],
+            password=self.secret(data, path) or SecretSource("env"),
+            port=data.get("port", _IMAP_PORTS[tls]),
+            tls=tls,
+            ca_file=self.local_path(data["ca_file"], path + ("ca_file",)) if "ca_file" in data else None,
+            allow_insecure=data.get("allow_insecure", False),
+            loc=self.locs.at(path),
+        )
+
+    def smtp(self, data: dict[str, Any], path: Path) -> SmtpSettings:
+        tls = data.get("tls", "ssl")
+        self.check_tls(data, path)
+        secret = self.secret(data, path)
+        if "username" in data and secret is None:
+            self.error(path, "SMTP with a username needs one of password_env, password_command or password_keyring")
+        if "username" not in data and secret is not None:
+            self.error(path, "an SMTP password source needs a username")
+        return SmtpSettings(
+            host=data["host"],
+            port=data.get("port", _SMTP_PORTS[tls]),
+            tls=tls,
+            username=data.get("username"),
+            password=secret,
+            ca_file=self.local_path(data["ca_file"], path + ("ca_file",)) if "ca_file" in data else None,
+            allow_insecure=data.get("allow_insecure", False),
+            loc=self.locs.at(path),
+        )
+
+    def secret(self, data: dict[str, Any], path: Path) -> SecretSource | None:
+        given = [key for key in _SECRET_KEYS if key in data]
+        if len(given) > 1:
+            self.error(path + (given[1],), f"give only one of {', '.join(_SECRET_KEYS)}")
+        if not given:
+            return None
+        key = given[0]
+        reference = "" if key == "password_keyring" else str(data[key])
+        return SecretSource(_SECRET_KEYS[key], reference, self.locs.key(path + (key,)))  # type: ignore[arg-type]
+
+    def check_tls(self, data: dict[str, Any], path: Path) -> None:
+        if data.get("tls") == "none" and not data.get("allow_insecure") and not is_loopback(data["host"]):
+            self.error(
+                path + ("tls",),
+                f"tls: none would send the password unencrypted to {data['host']}; "
+                "use ssl or starttls, or set allow_insecure: true to accept that",
+            )
+
+    def local_path(self, value: str, path: Path) -> str:
+        if "\0" in value:
+            self.error(path, "a path cannot contain a NUL character")
+        return os.path.normpath(os.path.join(self.base_dir, os.path.expanduser(value)))
+
+
+def is_loopback(host: str) -> bool:
+    """True for names and addresses that never leave the machine.
+
+    >>> is_loopback("127.0.0.2"), is_loopback("[::1]"), is_loopback("localhost"), is_loopback("mail.example.com")
+    (True, True, True, False)
+    """
+    name = host.strip().rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):  # RFC 6761 §6.3
+        return True
+    try:
+        return ipaddress.ip_address(name.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------- passwords
+
+
+def resolve_password(settings: ImapSettings | SmtpSettings, *, timeout: float = PASSWORD_COMMAND_TIMEOUT) -> str:
+    """Fetch the password for ``settings`` from its source; ``UsageError`` says why it couldn't."""
+    source = settings.password
+    if source is None:
+        raise UsageError(f"{settings.loc}: no password source configured for {settings.host}")
+    if source.kind == "env":
+        return _env_password(source)
+    if source.kind == "command":
+        return _command_password(source, timeout)
+    return _keyring_password(source, settings.host, settings.username or "")
+
+
+def _env_password(source: SecretSource) -> str:
+    value = os.environ.get(source.reference)
+    if not value:
+        raise UsageError(f"{source.loc}: environment variable {source.reference} (password_env) is not set or empty")
+    return value
+
+
+def _command_password(source: SecretSource, timeout: float) -> str:
+    try:
+        argv = shlex.split(source.reference)
+    except ValueError as exc:
+        raise UsageError(f"{source.loc}: cannot split password_command into words: {exc}") from None
+    if not argv:
+        raise UsageError(f"{source.loc}: password_command is empty")
+    try:
+        completed = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise UsageError(f"{source.loc}: password_command {argv[0]!r} did not finish within {timeout:g} s") from None
+    except OSError as exc:
+        raise UsageError(f"{source.loc}: cannot run password_command {argv[0]!r}: {exc.strerror or exc}") from None
+    if completed.returncode != 0:
+        detail = _first_line(completed.stderr)
+        raise UsageError(
+            f"{source.loc}: password_command {argv[0]!r} failed with exit status {completed.returncode}"
+            + (f": {detail}" if detail else "")
+        )
+    # Like isync's PassCmd, the first line is the password: `pass` prints metadata below it.
+    password = _first_line(completed.stdout, limit=None)
+    if not password:
+        raise UsageError(f"{source.loc}: password_command {argv[0]!r} printed no password")
+    return password
+
+
+def _first_line(output: bytes, limit: int | None = 200) -> str:
+    lines = output.decode("utf-8", errors="replace").splitlines()
+    line = lines[0] if lines else ""
+    return line if limit is None else line.strip()[:limit]
+
+
+def _keyring_password(source: SecretSource, host: str, username: str) -> str:
+    try:
+        import keyring  # optional dependency: only who asks for the keyring needs it
+    except ImportError:
+        raise UsageError(
+            f"{source.loc}: password_keyring needs the 'keyring' package (pip install 'mailrules[keyring]')"
+        ) from None
+    service = KEYRING_SERVICE_PREFIX + host
+    try:
+        password = keyring.get_password(service, username)
+    except Exception as exc:  # keyring backends raise their own error types; none must escape as a traceback
+        raise UsageError(f"{source.loc}: keyring lookup for {service} failed: {type(exc).__name__}: {exc}") from None
+    if not password:
+        raise UsageError(
+            f"{source.loc}: the keyring has no password for service {service!r}, user {username!r} "
+            f"(store one with: keyring set {service} {username})"
+        )
+    return password

@@ -1,0 +1,1 @@
+"""Mail stores the planner reads and the executor changes: IMAP (imap.py) and Maildir (maildir.py)."""

@@ -1,0 +1,109 @@
+"""The seam between the planner/executor and a concrete mail store (IMAP server or Maildir).
+
+The planner only reads (``open_folder(readonly=True)``, ``search``, ``fetch``); the executor
+calls the mutating methods with the UID sets the plan recorded.  Both backends implement
+the same protocol, so a plan reads the same whatever store it was made from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from mailrules.message import MessageView
+
+
+@dataclass(frozen=True, slots=True)
+class FolderStatus:
+    name: str
+    uidvalidity: int
+    uidnext: int
+    exists: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchNeeds:
+    """What the local checks of a plan need to read for each candidate message.
+
+    RFC822.SIZE, INTERNALDATE and FLAGS are always fetched: they cost the server nothing.
+    ``headers`` are lower-case names fetched with ``BODY.PEEK[HEADER.FIELDS (...)]``;
+    ``all_headers`` fetches the whole header block (``BODY.PEEK[HEADER]``);
+    ``body`` fetches the whole message (``BODY.PEEK[]``); ``structure`` fetches BODYSTRUCTURE.
+    """
+
+    headers: frozenset[str] = frozenset()
+    all_headers: bool = False
+    body: bool = False
+    structure: bool = False
+
+    def __or__(self, other: FetchNeeds) -> FetchNeeds:
+        return FetchNeeds(
+            headers=self.headers | other.headers,
+            all_headers=self.all_headers or other.all_headers,
+            body=self.body or other.body,
+            structure=self.structure or other.structure,
+        )
+
+    @property
+    def anything(self) -> bool:
+        return bool(self.headers) or self.all_headers or self.body or self.structure
+
+
+@dataclass(frozen=True, slots=True)
+class CopyResult:
+    """What a COPY/MOVE reported: the new UIDs in the destination (COPYUID), when the server says."""
+
+    dest_uidvalidity: int | None
+    uid_map: dict[int, int]
+
+
+class Mailbox(Protocol):
+    """A mail store with folders of UID-addressed messages."""
+
+    label: str  # e.g. "imap://alice@mail.example.org" or "maildir:/home/a/Mail", never a password
+    delimiter: str
+    capabilities: frozenset[str]
+    exact_search: bool  # False when search() only pre-filters and every rule must be checked locally
+    supports_keywords: bool
+
+    def list_folders(self) -> list[str]: ...
+
+    def create_folder(self, folder: str) -> None: ...
+
+    def open_folder(self, folder: str, *, readonly: bool) -> FolderStatus: ...
+
+    def status(self, folder: str) -> FolderStatus:
+        """UIDVALIDITY/UIDNEXT/EXISTS of any folder without selecting it (IMAP STATUS)."""
+        ...
+
+    def reconnect(self) -> None:
+        """Log in again after a ConnectionLost; no folder is selected afterwards."""
+        ...
+
+    def search(self, criteria: list[object], *, min_uid: int = 1) -> list[int]:
+        """UIDs in the open folder matching the imapclient-style ``criteria`` with UID >= min_uid."""
+        ...
+
+    def fetch(self, uids: Sequence[int], needs: FetchNeeds) -> Iterator[tuple[int, MessageView]]:
+        """Yield (uid, message) for the open folder in batches; vanished UIDs are skipped."""
+        ...
+
+    def fetch_raw(self, uid: int) -> bytes | None: ...
+
+    def add_flags(self, uids: Sequence[int], flags: Sequence[str]) -> None: ...
+
+    def remove_flags(self, uids: Sequence[int], flags: Sequence[str]) -> None: ...
+
+    def copy(self, uids: Sequence[int], folder: str) -> CopyResult: ...
+
+    def move(self, uids: Sequence[int], folder: str) -> CopyResult: ...
+
+    def delete(self, uids: Sequence[int]) -> None:
+        """Flag exactly these UIDs ``\\Deleted`` and expunge exactly them (never a plain EXPUNGE)."""
+        ...
+
+    def append(self, folder: str, message: bytes, flags: Sequence[str]) -> None: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,717 @@
+"""The IMAP backend: the ``Mailbox`` protocol over imapclient.
+
+This is the only module that imports imapclient, and it does so when it connects,
+so commands that never talk to a server don't pay for it.  Every imapclient,
+imaplib, socket and ssl error is turned into a ``BackendError`` here; a dropped
+connection becomes ``ConnectionLost``.  Read-only operations (LIST, STATUS,
+EXAMINE, SEARCH, FETCH) reconnect once by themselves; operations that change
+the mailbox never repeat themselves: the executor decides, knowing its journal.
+
+Where imapclient 4.1 falls short, a few helpers at the end of the file reach one
+level down (its ``_raw_command_untagged`` and imaplib's ``untagged_responses``):
+- its search criteria encoder leaves ``(urgent)`` unquoted (Dovecot answers BAD)
+  and encodes nested lists as US-ASCII whatever the charset;
+- ``fetch`` refuses compact UID sets such as ``1:500`` (it converts them to int);
+- COPY and MOVE don't return the COPYUID response code (RFC 4315).
+"""
+
+from __future__ import annotations
+
+import imaplib
+import re
+import socket
+import ssl
+from collections.abc import Callable, Iterator, Sequence
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from mailrules.backends.base import CopyResult, FetchNeeds, FolderStatus
+from mailrules.errors import BackendError, CapabilityError, ConnectionLost
+from mailrules.uidset import batched, parse_uid_set, uid_ranges
+
+if TYPE_CHECKING:
+    from imapclient import IMAPClient
+
+    from mailrules.message import MessageView
+
+TlsMode = Literal["ssl", "starttls", "none"]
+Trace = Callable[[str], None]
+T = TypeVar("T")
+
+FETCH_BATCH = 2000  # UIDs per FETCH: big enough to amortise round trips, small enough to stream
+DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+# RFC 3501 atom: printable ASCII except SP ( ) { % * " \ ] (and so no CTL or 8-bit).
+_ATOM = re.compile(r'[\x21\x23\x24\x26\x27\x2b-\x5b\x5e-\x7a\x7c-\x7e]+')
+_SEQUENCE_SET = re.compile(r"[0-9*][0-9*:,]*")
+_DROPPED = (imaplib.IMAP4.abort, OSError, EOFError)
+
+
+class ImapMailbox:
+    """An IMAP account.  Connects on first use (or ``connect()``); ``close()`` logs out.
+
+    ``trace`` receives a line per IMAP command (``-v``): as sent, except that literals
+    are shown inline and the password is replaced.
+    """
+
+    exact_search = True
+    supports_keywords = True
+
+    def __init__(self, host: str, port: int | None = None, *, tls: TlsMode = "ssl", username: str,
+                 password: str, ca_file: str | None = None, timeout: float = 60.0, trace: Trace | None = None):
+        if tls not in DEFAULT_PORTS:
+            raise ValueError(f"tls must be one of {sorted(DEFAULT_PORTS)}, not {tls!r}")
+        self.host = host
+        self.port = port or DEFAULT_PORTS[tls]
+        self.tls = tls
+        self.username = username
+        self._password = password
+        self.ca_file = ca_file
+        self.timeout = timeout
+        self._trace = trace
+        self.label = f"imap://{username}@{host}:{self.port}"
+        self.notices: list[str] = []
+        self._client: IMAPClient | None = None
+        self._capabilities: frozenset[str] = frozenset()
+        self._delimiter: str | None = None
+        self._selected: tuple[str, bool] | None = None  # (folder, readonly)
+        self._selected_before_drop: tuple[str, bool] | None = None
+        self._uidvalidity: int | None = None
+
+    def __repr__(self) -> str:
+        return f"ImapMailbox({self.label!r}, tls={self.tls!r})"
+
+    def __enter__(self) -> ImapMailbox:
+        return self.connect()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ session
+
+    def connect(self) -> ImapMailbox:
+        if self._client is None:
+            self._client = self._login()
+        return self
+
+    def reconnect(self) -> None:
+        """Log in again (after ``ConnectionLost``); no folder is selected afterwards."""
+        self._drop()
+        self.connect()
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        self._selected = None
+        if client is not None:
+            self._emit("LOGOUT")
+            try:
+                client.logout()
+            except Exception:  # the session is over either way; a failed LOGOUT changes nothing
+                _shutdown(client)
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        self.connect()
+        return self._capabilities
+
+    @property
+    def delimiter(self) -> str:
+        if self._delimiter is None:
+            listing = self._read("LIST \"\" \"\"", lambda client: client.list_folders("", ""))
+            self._delimiter = _delimiter_of(listing)
+        return self._delimiter
+
+    def _login(self) -> IMAPClient:
+        from imapclient import IMAPClient
+
+        context = self._ssl_context() if self.tls != "none" else None
+        with self._connect_errors():
+            client = IMAPClient(self.host, port=self.port, ssl=self.tls == "ssl", ssl_context=context,
+                                timeout=self.timeout)
+            try:
+                if self.tls == "starttls":
+                    self._starttls(client, context)
+                self._emit(f"LOGIN {self.username} ****")
+                client.login(self.username, self._password)
+                self._capabilities = frozenset(cap.decode("ascii").upper() for cap in client.capabilities())
+            except BaseException:
+                _shutdown(client)
+                raise
+        client.normalise_times = False  # keep INTERNALDATE's zone: age tests need aware datetimes
+        return client
+
+    def _ssl_context(self) -> ssl.SSLContext:
+        try:
+            return ssl.create_default_context(cafile=self.ca_file)
+        except (OSError, ssl.SSLError) as exc:
+            raise BackendError(f"can't use ca_file {self.ca_file!r} for {self.host}: {exc}") from exc
+
+    def _starttls(self, client: IMAPClient, context: ssl.SSLContext | None) -> None:
+        if not client.has_capability("STARTTLS"):
+            raise BackendError(
+                f"{self.host}:{self.port} does not offer STARTTLS, which the account requires; "
+                "not logging in without TLS"
+            )
+        self._emit("STARTTLS")
+        client.starttls(context)
+
+    def _connect_errors(self) -> _ErrorMap:
+        return _ErrorMap(self, "LOGIN", None, connecting=True)
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        self._selected = None
+        if client is not None:
+            _shutdown(client)
+
+    def _emit(self, line: str) -> None:
+        if self._trace is not None:
+            self._trace(line)
+
+    # ------------------------------------------------------------ running commands
+
+    def _folder(self) -> str | None:
+        return self._selected[0] if self._selected else None
+
+    def _change(self, command: str, call: Callable[[IMAPClient], T], folder: str | None = None) -> T:
+        """Run a command that changes the mailbox: exactly once, whatever happens.
+
+        ``folder`` is the one the command names, for error messages (default: the open one).
+        """
+        self._emit(command)
+        with _ErrorMap(self, command, folder or self._folder()):
+            return call(self._connected())
+
+    def _read(self, command: str, call: Callable[[IMAPClient], T], folder: str | None = None) -> T:
+        """Run a command that changes nothing (SELECT included); after a dropped
+        connection, log in again, reopen the folder and try once more."""
+        self._emit(command)
+        try:
+            with _ErrorMap(self, command, folder or self._folder()):
+                return call(self._connected())
+        except ConnectionLost:
+            selected = self._selected_before_drop
+            self.reconnect()
+            if selected is not None:
+                self._reselect(*selected)
+            self._emit(command)
+            with _ErrorMap(self, command, folder or self._folder()):
+                return call(self._connected())
+
+    def _connected(self) -> IMAPClient:
+        self.connect()
+        assert self._client is not None
+        return self._client
+
+    def _lost(self) -> None:
+        """Forget a dead session, remembering the folder a read-only retry must reopen."""
+        self._selected_before_drop = self._selected
+        self._drop()
+
+    def _reselect(self, folder: str, readonly: bool) -> None:
+        before = self._uidvalidity
+        status = self.open_folder(folder, readonly=readonly)
+        if before is not None and status.uidvalidity != before:
+            raise BackendError(
+                f"UIDVALIDITY changed from {before} to {status.uidvalidity} while reconnecting; "
+                "the folder was recreated, so its UIDs no longer name the same messages",
+                folder=folder,
+            )
+
+    # ------------------------------------------------------------ folders
+
+    def list_folders(self) -> list[str]:
+        """Selectable folders (``\\Noselect`` parents left out), INBOX first, then by name."""
+        listing = self._read('LIST "" "*"', lambda client: client.list_folders())
+        self._delimiter = _delimiter_of(listing) if listing else self._delimiter
+        names = {name for flags, _, name in listing if not _unselectable(flags)}
+        return sorted(names, key=lambda name: (name.upper() != "INBOX", name))
+
+    def create_folder(self, folder: str) -> None:
+        """Create ``folder`` and any missing parents, and subscribe to what was created."""
+        existing = set(self.list_folders())
+        for name in _with_parents(folder, self.delimiter):
+            if name in existing or name.upper() == "INBOX":
+                continue
+            self._change(f"CREATE {_quoted(name)}", lambda client, name=name: _create(client, name), name)
+            self._change(f"SUBSCRIBE {_quoted(name)}", lambda client, name=name: client.subscribe_folder(name), name)
+
+    def open_folder(self, folder: str, *, readonly: bool) -> FolderStatus:
+        """EXAMINE (``readonly``: nothing can change, not even ``\\Seen``) or SELECT ``folder``."""
+        verb = "EXAMINE" if readonly else "SELECT"
+        self._selected = None
+        response = self._read(f"{verb} {_quoted(folder)}",
+                              lambda client: client.select_folder(folder, readonly=readonly), folder)
+        self._selected = (folder, readonly)
+        uidnext = response.get(b"UIDNEXT")
+        if uidnext is None:  # optional in RFC 3501; STATUS always has it
+            uidnext = self.status(folder).uidnext
+        self._uidvalidity = int(response[b"UIDVALIDITY"])
+        return FolderStatus(folder, self._uidvalidity, int(uidnext), int(response[b"EXISTS"]))
+
+    def status(self, folder: str) -> FolderStatus:
+        items = (b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES")
+        response = self._read(f"STATUS {_quoted(folder)} (UIDVALIDITY UIDNEXT MESSAGES)",
+                              lambda client: client.folder_status(folder, items), folder)
+        return FolderStatus(folder, int(response[b"UIDVALIDITY"]), int(response[b"UIDNEXT"]),
+                            int(response[b"MESSAGES"]))
+
+    # ------------------------------------------------------------ reading messages
+
+    def search(self, criteria: list[object], *, min_uid: int = 1) -> list[int]:
+        """UIDs matching ``criteria`` (imapclient's nested-list form) with UID >= ``min_uid``.
+
+        Non-ASCII strings are sent as UTF-8 literals with ``CHARSET UTF-8``; a server
+        that refuses that raises ``CapabilityError`` so the caller can fall back.
+        """
+        tokens = search_tokens(criteria or ["ALL"])
+        if min_uid > 1:
+            tokens += [b"UID", f"{min_uid}:*".encode()]
+        utf8 = any(_is_8bit(token) for token in tokens)
+        args = ([b"CHARSET", b"UTF-8"] if utf8 else []) + tokens
+        command = "UID SEARCH " + " ".join(token.decode("utf-8", "replace") for token in args)
+        try:
+            uids = self._read(command, lambda client: _uid_search(client, args))
+        except BackendError as exc:
+            if utf8 and _refuses_charset(exc):
+                raise CapabilityError("server refused UTF-8 SEARCH", folder=exc.folder, command="UID SEARCH") from exc
+            raise
+        # "N:*" always includes the highest UID, even when it is below N (RFC 3501 §6.4.8).
+        return sorted(uid for uid in uids if uid >= min_uid)
+
+    def fetch(self, uids: Sequence[int], needs: FetchNeeds) -> Iterator[tuple[int, MessageView]]:
+        """Yield (uid, message) in UID order, in batches; UIDs expunged meanwhile are skipped."""
+        items = fetch_items(needs)
+        for batch in batched(uids, FETCH_BATCH):
+            found: dict[int, dict[bytes, Any]] = {}
+            for uid_text in uid_ranges(batch):
+                found.update(self._read(f"UID FETCH {uid_text} ({' '.join(items)})",
+                                        lambda client, uid_text=uid_text: _uid_fetch(client, uid_text, items)))
+            for uid in batch:
+                data = found.get(uid)
+                if data is not None and b"RFC822.SIZE" in data:  # not an unsolicited FLAGS update
+                    yield uid, message_view(data, needs)
+
+    def fetch_raw(self, uid: int) -> bytes | None:
+        found = self._read(f"UID FETCH {uid} (BODY.PEEK[])",
+                           lambda client: _uid_fetch(client, str(uid), ["BODY.PEEK[]"]))
+        return _body_section(found.get(uid, {}), b"BODY[]")
+
+    # ------------------------------------------------------------ changing messages
+
+    def add_flags(self, uids: Sequence[int], flags: Sequence[str]) -> None:
+        self._store(uids, flags, add=True)
+
+    def remove_flags(self, uids: Sequence[int], flags: Sequence[str]) -> None:
+        self._store(uids, flags, add=False)
+
+    def _store(self, uids: Sequence[int], flags: Sequence[str], *, add: bool) -> None:
+        if not uids or not flags:
+            return
+        self._require_writable("UID STORE")
+        for uid_text in uid_ranges(uids):
+            def store(client: IMAPClient, uid_text: str = uid_text) -> None:
+                (client.add_flags if add else client.remove_flags)(uid_text, list(flags), silent=True)
+
+            self._change(f"UID STORE {uid_text} {'+' if add else '-'}FLAGS.SILENT ({' '.join(flags)})", store)
+
+    def _require_writable(self, command: str) -> None:
+        # Dovecot answers a STORE in an EXAMINEd folder with "OK Store ignored": a run
+        # that opened its folder read-only would report changes it never made.
+        if self._selected is not None and self._selected[1]:
+            raise BackendError("the folder is open read-only (EXAMINE); nothing was changed",
+                               folder=self._selected[0], command=command)
+
+    def copy(self, uids: Sequence[int], folder: str) -> CopyResult:
+        return self._transfer("COPY", uids, folder)
+
+    def move(self, uids: Sequence[int], folder: str) -> CopyResult:
+        """MOVE when the server has it; otherwise COPY, then delete exactly the originals."""
+        self._require_writable("UID MOVE")
+        if "MOVE" in self.capabilities:
+            return self._transfer("MOVE", uids, folder)
+        result = self._transfer("COPY", uids, folder)
+        self.delete(uids)
+        return result
+
+    def _transfer(self, verb: Literal["COPY", "MOVE"], uids: Sequence[int], folder: str) -> CopyResult:
+        results = []
+        for uid_text in uid_ranges(uids):
+            def transfer(client: IMAPClient, uid_text: str = uid_text) -> CopyResult:
+                send = client.move if verb == "MOVE" else client.copy
+                return _with_copyuid(client, lambda: send(uid_text, folder))
+
+            results.append(self._change(f"UID {verb} {uid_text} {_quoted(folder)}", transfer))
+        return merge_copy_results(results)
+
+    def delete(self, uids: Sequence[int]) -> None:
+        """Flag exactly these UIDs ``\\Deleted`` and expunge exactly them, never other clients' deletions."""
+        if not uids:
+            return
+        self._store(uids, ["\\Deleted"], add=True)
+        if "UIDPLUS" not in self.capabilities:
+            self.notices.append(
+                f"{len(set(uids))} message(s) in {self._folder()!r} are flagged \\Deleted but not expunged: "
+                f"{self.host} lacks UIDPLUS, and a plain EXPUNGE would also remove other clients' deleted mail"
+            )
+            return
+        for uid_text in uid_ranges(uids):
+            self._change(f"UID EXPUNGE {uid_text}", lambda client, uid_text=uid_text: client.uid_expunge(uid_text))
+
+    def append(self, folder: str, message: bytes, flags: Sequence[str]) -> None:
+        self._change(f"APPEND {_quoted(folder)} ({' '.join(flags)}) {{{len(message)}}}",
+                     lambda client: client.append(folder, message, flags=tuple(flags)), folder)
+
+
+# ---------------------------------------------------------------- errors
+
+
+class _ErrorMap:
+    """Turn what imapclient, imaplib, socket and ssl raise into ``BackendError``s."""
+
+    def __init__(self, mailbox: ImapMailbox, command: str, folder: str | None, *, connecting: bool = False):
+        self.mailbox = mailbox
+        words = command.split()
+        self.command = " ".join(words[:2] if words[0] == "UID" else words[:1])
+        self.folder = folder
+        self.connecting = connecting
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> bool:
+        if exc is None or isinstance(exc, BackendError) or not isinstance(exc, Exception):
+            return False
+        error = self.translate(exc)
+        if isinstance(error, ConnectionLost):
+            self.mailbox._lost()  # nothing more can be sent on this session
+        raise error from exc
+
+    def translate(self, exc: Exception) -> BackendError:
+        where = f"{self.mailbox.host}:{self.mailbox.port}"
+        if isinstance(exc, ssl.SSLCertVerificationError):
+            return BackendError(f"certificate verify failed for host {self.mailbox.host}: {exc.verify_message}; "
+                                "if the server uses a private CA or a self-signed certificate, set ca_file in the account")
+        if self.connecting:
+            return self._connect_error(exc, where)
+        if isinstance(exc, _DROPPED):
+            reason = "no answer in time" if isinstance(exc, socket.timeout) else (str(exc) or type(exc).__name__)
+            return ConnectionLost(f"connection to {where} lost: {reason}", folder=self.folder, command=self.command)
+        return BackendError(f"{where} refused: {server_text(exc)}", folder=self.folder, command=self.command)
+
+    def _connect_error(self, exc: Exception, where: str) -> BackendError:
+        from imapclient.exceptions import LoginError
+
+        if isinstance(exc, LoginError):
+            return BackendError(f"login failed for user {self.mailbox.username} at {where}: {server_text(exc)}")
+        if isinstance(exc, ssl.SSLError):
+            return BackendError(f"TLS handshake with {where} failed: {exc.reason or exc}")
+        if isinstance(exc, OSError):
+            return BackendError(f"cannot connect to {where}: {exc.strerror or exc}")
+        return BackendError(f"cannot log in to {where}: {server_text(exc)}")
+
+
+def server_text(exc: BaseException) -> str:
+    """The server's words from an imaplib/imapclient error, without the library's framing.
+
+    >>> server_text(Exception("select failed: Mailbox doesn't exist: Foo (0.001 + 0.000 secs)."))
+    "Mailbox doesn't exist: Foo"
+    >>> server_text(Exception("SEARCH command error: BAD [b'Error in IMAP command UID SEARCH: Unknown argument']"))
+    'BAD Error in IMAP command UID SEARCH: Unknown argument'
+    >>> server_text(Exception("b'[AUTHENTICATIONFAILED] Authentication failed.'"))
+    '[AUTHENTICATIONFAILED] Authentication failed.'
+    """
+    text = str(exc)
+    text = re.sub(r"^\w+ (?:failed|command error): ", "", text)
+    text = re.sub(r"^(BAD|NO) \[b'(.*)'\]$", r"\1 \2", text)
+    text = re.sub(r"^b'(.*)'$", r"\1", text)
+    return re.sub(r"\s*\([\d.+ ]+secs\)\.?$", "", text).strip()
+
+
+# ---------------------------------------------------------------- pure helpers
+
+
+def _refuses_charset(exc: BackendError) -> bool:
+    """A SEARCH with CHARSET UTF-8 refused with [BADCHARSET] (RFC 3501 §6.4.4), or as BAD syntax."""
+    if isinstance(exc, ConnectionLost) or exc.__cause__ is None:
+        return False
+    text = server_text(exc.__cause__)
+    return "BADCHARSET" in text.upper() or text.startswith("BAD ")
+
+
+def _delimiter_of(listing: Sequence[tuple[Any, Any, str]]) -> str:
+    """The hierarchy delimiter from LIST lines; NIL (a flat namespace) becomes ``""``."""
+    for _, delimiter, _ in listing:
+        if delimiter:
+            return delimiter.decode() if isinstance(delimiter, bytes) else str(delimiter)
+    return ""
+
+
+def _unselectable(flags: Sequence[bytes]) -> bool:
+    return any(flag.lower() in (b"\\noselect", b"\\nonexistent") for flag in flags)
+
+
+def _with_parents(folder: str, delimiter: str) -> list[str]:
+    """``a/b/c`` -> ``['a', 'a/b', 'a/b/c']``.
+
+    >>> _with_parents("Lists/python/dev", "/")
+    ['Lists', 'Lists/python', 'Lists/python/dev']
+    >>> _with_parents("Flat", "")
+    ['Flat']
+    """
+    if not delimiter:
+        return [folder]
+    parts = folder.split(delimiter)
+    return [delimiter.join(parts[: index + 1]) for index in range(len(parts))]
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _is_8bit(token: bytes) -> bool:
+    return any(byte > 127 for byte in token)
+
+
+def search_tokens(criteria: Sequence[object]) -> list[bytes]:
+    """IMAP SEARCH arguments for imapclient-style criteria, each string quoted as it needs.
+
+    Nested lists become parenthesised groups; strings that aren't atoms are quoted;
+    non-ASCII strings stay raw UTF-8 (sent as literals).  A group never ends with a
+    literal (a space would have to follow it), so ``ALL`` pads such a group.
+
+    >>> search_tokens(["OR", ["SUBJECT", "(urgent)"], ["FROM", "a b"], "UNSEEN"])
+    [b'OR', b'(SUBJECT', b'"(urgent)")', b'(FROM', b'"a b")', b'UNSEEN']
+    >>> search_tokens(["NOT", ["SUBJECT", "Grüße"], "SINCE", date(2025, 1, 31)])
+    [b'NOT', b'(SUBJECT', b'Gr\\xc3\\xbc\\xc3\\x9fe', b'ALL)', b'SINCE', b'31-Jan-2025']
+    """
+    tokens: list[bytes] = []
+    for item in criteria:
+        if isinstance(item, (list, tuple)):
+            tokens += _group(search_tokens(item))
+        else:
+            tokens.append(_search_atom(item))
+    return tokens
+
+
+def _group(inner: list[bytes]) -> list[bytes]:
+    """Parenthesise tokens by gluing the parentheses to the outer ones (no ``( A )``)."""
+    if not inner or _is_8bit(inner[-1]):
+        inner = inner + [b"ALL"]
+    if len(inner) == 1:
+        return [b"(" + inner[0] + b")"]
+    return [b"(" + inner[0], *inner[1:-1], inner[-1] + b")"]
+
+
+def _search_atom(item: object) -> bytes:
+    if isinstance(item, bool):
+        raise CapabilityError(f"search criterion {item!r} is not a string")
+    if isinstance(item, int):
+        return str(item).encode()
+    if isinstance(item, datetime):
+        item = item.date()
+    if isinstance(item, date):
+        return f"{item.day}-{_MONTHS[item.month - 1]}-{item.year}".encode()
+    text = item.decode() if isinstance(item, bytes) else str(item)
+    if any(char in text for char in "\r\n\0"):
+        raise CapabilityError(f"search text {text!r} contains a line break, which IMAP SEARCH can't carry")
+    if not text.isascii():
+        return text.encode("utf-8")
+    if _ATOM.fullmatch(text) or _SEQUENCE_SET.fullmatch(text):
+        return text.encode()
+    return _quoted(text).encode()
+
+
+def fetch_items(needs: FetchNeeds) -> list[str]:
+    """FETCH items for ``needs``; PEEK so reading never sets ``\\Seen``.
+
+    >>> fetch_items(FetchNeeds(headers=frozenset({"subject", "from"}), structure=True))
+    ['UID', 'RFC822.SIZE', 'INTERNALDATE', 'FLAGS', 'BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]', 'BODYSTRUCTURE']
+    """
+    items = ["UID", "RFC822.SIZE", "INTERNALDATE", "FLAGS"]
+    if needs.body:
+        items.append("BODY.PEEK[]")
+    elif needs.all_headers:
+        items.append("BODY.PEEK[HEADER]")
+    elif needs.headers:
+        items.append(f"BODY.PEEK[HEADER.FIELDS ({' '.join(sorted(name.upper() for name in needs.headers))})]")
+    if needs.structure:
+        items.append("BODYSTRUCTURE")
+    return items
+
+
+def _body_section(data: dict[bytes, Any], prefix: bytes) -> bytes | None:
+    for key, value in data.items():
+        if key.startswith(prefix):
+            return bytes(value) if value is not None else b""
+    return None
+
+
+def _header_block(full: bytes) -> bytes:
+    for separator in (b"\r\n\r\n", b"\n\n"):
+        end = full.find(separator)
+        if end >= 0:
+            return full[: end + len(separator)]
+    return full
+
+
+def message_view(data: dict[bytes, Any], needs: FetchNeeds) -> MessageView:
+    """A MessageView from one parsed FETCH response."""
+    from mailrules.message import MessageView
+
+    full = _body_section(data, b"BODY[]") if needs.body else None
+    header = _header_block(full) if full is not None else _body_section(data, b"BODY[HEADER") or b""
+    structure = data.get(b"BODYSTRUCTURE")
+    flags = [flag.decode("utf-8", "replace") for flag in data.get(b"FLAGS", ())]
+    return MessageView.from_parts(
+        header=header,
+        size=int(data[b"RFC822.SIZE"]),
+        internaldate=data.get(b"INTERNALDATE"),
+        # \Recent belongs to one session and can't be set or cleared: it is not the message's.
+        flags=[flag for flag in flags if flag.lower() != "\\recent"],
+        full=full,
+        has_attachment=bodystructure_has_attachment(structure) if structure is not None else None,
+    )
+
+
+def _text(value: object) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+def _param_names(params: object) -> list[str]:
+    """Lower-case names from a BODYSTRUCTURE parameter list ``(name value name value ...)``."""
+    if not isinstance(params, (list, tuple)):
+        return []
+    return [_text(name).lower() for name in params[::2]]
+
+
+def _names_file(params: object, key: str) -> bool:
+    # RFC 2231 splits long or encoded values into name*0*, name*1* ... or name*.
+    return any(name == key or name.startswith(key + "*") for name in _param_names(params))
+
+
+def _multipart_parts(structure: Sequence[Any]) -> tuple[list[Any], int] | None:
+    """(parts, index of the subtype) for a multipart BODYSTRUCTURE, None for a single part."""
+    if isinstance(structure[0], list):  # imapclient's BodyData nests the parts in a list
+        return structure[0], 1
+    if isinstance(structure[0], tuple):
+        parts = [part for part in structure if isinstance(part, (tuple, list))]
+        return parts, len(parts)
+    return None
+
+
+def bodystructure_has_attachment(structure: Sequence[Any]) -> bool:
+    """Whether a BODYSTRUCTURE has an attachment (spec §7), without descending into attached messages.
+
+    An attachment is a part with disposition ``attachment``, or a non-text, non-multipart
+    part with a file name (disposition ``filename`` or Content-Type ``name``).
+
+    >>> bodystructure_has_attachment((b"text", b"plain", (b"charset", b"utf-8"), None, None, b"7bit", 6, 1,
+    ...                               None, None, None, None))
+    False
+    >>> pdf = (b"application", b"pdf", (b"name", b"a.pdf"), None, None, b"base64", 100, None, None, None, None)
+    >>> bodystructure_has_attachment(([(b"text", b"plain", None, None, None, b"7bit", 1, 1), pdf], b"mixed"))
+    True
+    """
+    multipart = _multipart_parts(structure)
+    if multipart is not None:
+        parts, subtype_at = multipart
+        disposition = structure[subtype_at + 2] if len(structure) > subtype_at + 2 else None
+        return _disposition_type(disposition) == "attachment" or any(
+            bodystructure_has_attachment(part) for part in parts
+        )
+    main, sub = _text(structure[0]).lower(), _text(structure[1]).lower()
+    # Extension data follows the basic fields, which text/* and message/rfc822 extend (RFC 3501 §7.4.2).
+    extension_at = {"text": 8}.get(main, 10 if (main, sub) == ("message", "rfc822") else 7)
+    disposition = structure[extension_at + 1] if len(structure) > extension_at + 1 else None
+    if _disposition_type(disposition) == "attachment":
+        return True
+    if main == "text":
+        return False
+    disposition_params = disposition[1] if isinstance(disposition, (list, tuple)) and len(disposition) > 1 else None
+    return _names_file(disposition_params, "filename") or _names_file(structure[2], "name")
+
+
+def _disposition_type(disposition: object) -> str:
+    if isinstance(disposition, (list, tuple)) and disposition:
+        return _text(disposition[0]).lower()
+    return ""
+
+
+def merge_copy_results(results: Sequence[CopyResult]) -> CopyResult:
+    """One CopyResult for a transfer sent in several chunks."""
+    uid_map: dict[int, int] = {}
+    for result in results:
+        uid_map.update(result.uid_map)
+    validities = {result.dest_uidvalidity for result in results if result.dest_uidvalidity is not None}
+    return CopyResult(validities.pop() if len(validities) == 1 else None, uid_map)
+
+
+def parse_copyuid(codes: Sequence[bytes]) -> CopyResult:
+    """The mapping from COPYUID response-code data (``b'<uidvalidity> <src set> <dst set>'``).
+
+    >>> parse_copyuid([b"1795 4:6,9 11:14"])
+    CopyResult(dest_uidvalidity=1795, uid_map={4: 11, 5: 12, 6: 13, 9: 14})
+    >>> parse_copyuid([])
+    CopyResult(dest_uidvalidity=None, uid_map={})
+    """
+    uid_map: dict[int, int] = {}
+    uidvalidity: int | None = None
+    for code in codes:
+        fields = _text(code).split()
+        if len(fields) != 3 or not fields[0].isdigit():
+            continue
+        sources, targets = parse_uid_set(fields[1]), parse_uid_set(fields[2])
+        if len(sources) == len(targets):
+            uidvalidity = int(fields[0])
+            uid_map.update(zip(sources, targets))
+    return CopyResult(uidvalidity, uid_map)
+
+
+# ---------------------------------------------------------------- below imapclient's public API
+
+
+def _create(client: IMAPClient, folder: str) -> None:
+    try:
+        client.create_folder(folder)
+    except imaplib.IMAP4.error as exc:
+        if "ALREADYEXISTS" not in str(exc).upper():  # another client was quicker: fine
+            raise
+
+
+def _uid_search(client: IMAPClient, args: list[bytes]) -> list[int]:
+    from imapclient.response_parser import parse_message_list
+
+    # Our own tokens, not imapclient's encoder: see the module docstring.
+    data = client._raw_command_untagged(b"SEARCH", args)
+    return list(parse_message_list(data))
+
+
+def _uid_fetch(client: IMAPClient, uid_set: str, items: Sequence[str]) -> dict[int, dict[bytes, Any]]:
+    from imapclient.response_parser import parse_fetch_response
+
+    # Leftover unsolicited FETCH lines (flag changes by other clients) would mix in otherwise.
+    client._imap.untagged_responses.pop("FETCH", None)
+    data = client._raw_command_untagged(b"FETCH", [uid_set.encode(), f"({' '.join(items)})".encode()])
+    return dict(parse_fetch_response(data, normalise_times=False, uid_is_key=True))
+
+
+def _with_copyuid(client: IMAPClient, call: Callable[[], object]) -> CopyResult:
+    """Run COPY/MOVE and collect its COPYUID codes.
+
+    imaplib files every ``[CODE data]`` it reads, tagged (COPY) or untagged (MOVE sends
+    it before the EXPUNGEs, RFC 6851 §4.3), under ``untagged_responses[CODE]``.
+    """
+    responses = client._imap.untagged_responses
+    responses.pop("COPYUID", None)
+    call()
+    return parse_copyuid(responses.pop("COPYUID", []))
+
+
+def _shutdown(client: IMAPClient) -> None:
+    try:
+        client.shutdown()
+    except Exception:  # closing a socket that is already gone
+        pass

@@ -1,0 +1,228 @@
+"""The ``mailrules`` command.  Maps every MailrulesError to its exit code; never a traceback.
+
+Exit codes: 0 ok · 1 rule tests failed, or a run finished with failed sends ·
+2 invalid rule/test/accounts file or usage · 3 mail server, Maildir or SMTP failure ·
+4 plan refused (UIDVALIDITY changed, or too many deletions without --yes) ·
+5 another run holds the account's lock · 70 internal error · 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import TextIO
+
+from mailrules.errors import MailrulesError, RuleFileError, UsageError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args, sys.stdout) or 0)
+    except RuleFileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        return exc.exit_code
+    except MailrulesError as exc:
+        print(f"mailrules: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mailrules: interrupted; run again to finish", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:  # noqa: BLE001 - a bug must still end in one clear line, not a traceback
+        if os.environ.get("MAILRULES_DEBUG"):
+            raise
+        print(f"mailrules: internal error: {type(exc).__name__}: {exc} "
+              "(nothing more was changed; set MAILRULES_DEBUG=1 for a traceback and please report it)", file=sys.stderr)
+        return 70
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mailrules", description="Sieve-like mail filtering driven by YAML rules.")
+    parser.add_argument("--version", action="version", version=f"mailrules {_version()}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_validate(commands)
+    _add_explain(commands)
+    _add_test(commands)
+    _add_compile(commands)
+    for name in ("plan", "run"):
+        _add_mailbox_command(commands, name)
+    _add_history(commands)
+    return parser
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mailrules")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+# ---------------------------------------------------------------- validate
+
+
+def _add_validate(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cmd = commands.add_parser("validate", help="check a rule file (schema and semantics), offline")
+    cmd.add_argument("rules")
+    cmd.set_defaults(handler=_validate)
+
+
+def _validate(args: argparse.Namespace, out: TextIO) -> int:
+    from mailrules.loader import load_ruleset
+
+    loaded = load_ruleset(args.rules)
+    for warning in loaded.warnings:
+        print(warning, file=sys.stderr)
+    count, files = len(loaded.ruleset.rules), len(loaded.ruleset.files)
+    print(f"{args.rules}: ok ({count} rules from {files} file{'s' if files != 1 else ''})", file=out)
+    return 0
+
+
+# ---------------------------------------------------------------- explain
+
+
+def _add_explain(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cmd = commands.add_parser("explain", help="show which rules match a message file and why")
+    cmd.add_argument("rules")
+    cmd.add_argument("message", help="an .eml file")
+    cmd.add_argument("--folder", default="INBOX", help="the folder the message is in (default INBOX)")
+    cmd.add_argument("--flags", action="append", default=[], help="flags it has, comma-separated or repeated")
+    cmd.add_argument("--now", help="the clock, e.g. 2026-11-20T10:00:00Z")
+    cmd.add_argument("--json", action="store_true", help="one JSON object (matched rules and outcome)")
+    cmd.add_argument("--address", action="append", default=[],
+                     help="the account's own address, for the reply checks (repeatable)")
+    cmd.set_defaults(handler=_explain)
+
+
+def _explain(args: argparse.Namespace, out: TextIO) -> int:
+    from mailrules.explain import explain_file
+
+    print(explain_file(args.rules, args.message, folder=args.folder, flags=split_flags(args.flags),
+                       now=parse_now(args.now), as_json=args.json, addresses=tuple(args.address)), file=out)
+    return 0
+
+
+def split_flags(values: Sequence[str]) -> list[str]:
+    return [flag.strip() for value in values for flag in value.split(",") if flag.strip()]
+
+
+def parse_now(text: str | None) -> datetime:
+    if text is None:
+        return datetime.now(timezone.utc)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"--now {text!r} is not a date-time like 2026-11-20T10:00:00Z") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+# ---------------------------------------------------------------- test
+
+
+def _add_test(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cmd = commands.add_parser("test", help="run rule tests (.test.yaml files) offline")
+    cmd.add_argument("testfiles", nargs="+")
+    cmd.set_defaults(handler=_test)
+
+
+def _test(args: argparse.Namespace, out: TextIO) -> int:
+    from mailrules.ruletest import run_test_files
+
+    return run_test_files(args.testfiles, out)
+
+
+# ---------------------------------------------------------------- compile
+
+
+def _add_compile(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cmd = commands.add_parser("compile", help="show the IMAP SEARCH of each rule, or a Sieve script")
+    cmd.add_argument("rules")
+    cmd.add_argument("--to", choices=("imap", "sieve"), default="imap")
+    cmd.add_argument("--now", help="the clock for age conditions")
+    cmd.set_defaults(handler=_compile)
+
+
+def _compile(args: argparse.Namespace, out: TextIO) -> int:
+    from mailrules.loader import load_ruleset
+
+    ruleset = load_ruleset(args.rules).ruleset
+    if args.to == "sieve":
+        from mailrules.sieve import to_sieve
+
+        print(to_sieve(ruleset), file=out)
+        return 0
+    from mailrules.search import render_imap, volatile_flags_before
+
+    rules = ruleset.enabled_rules
+    for rule, volatile in zip(rules, volatile_flags_before(rules)):
+        print(f"{rule.name}  (folders: {', '.join(rule.folders)})", file=out)
+        print("  " + render_imap(rule, volatile_flags=volatile, now=parse_now(args.now)).replace("\n", "\n  "),
+              file=out)
+    return 0
+
+
+# ---------------------------------------------------------------- plan / run
+
+
+def _add_mailbox_command(commands: argparse._SubParsersAction, name: str) -> None:  # type: ignore[type-arg]
+    helps = {"plan": "dry-run: read the mailbox and print what would happen; changes nothing",
+             "run": "build the plan and carry it out"}
+    cmd = commands.add_parser(name, help=helps[name])
+    cmd.add_argument("rules")
+    where = cmd.add_mutually_exclusive_group()
+    where.add_argument("--account", help="account name from the accounts file")
+    where.add_argument("--maildir", help="use a local Maildir instead of an account")
+    cmd.add_argument("--accounts", help="accounts file (default ~/.config/mailrules/accounts.yaml)")
+    cmd.add_argument("--state", help="state database (default ~/.local/state/mailrules/state.sqlite3)")
+    cmd.add_argument("--now", help="the clock for age conditions, e.g. 2026-11-20T10:00:00Z")
+    cmd.add_argument("--new-only", action="store_true", help="only messages that arrived since the last run")
+    cmd.add_argument("--json", action="store_true", help="print the whole plan (and report) as JSON")
+    cmd.add_argument("-v", "--verbose", action="count", default=0, help="show IMAP commands (passwords redacted)")
+    if name == "run":
+        cmd.add_argument("--dry-run", action="store_true", help="same as `mailrules plan`")
+        cmd.add_argument("--yes", action="store_true", help="allow a run that trashes/deletes more than the threshold")
+    cmd.set_defaults(handler=_mailbox_command, dry_run=name == "plan")
+
+
+def _mailbox_command(args: argparse.Namespace, out: TextIO) -> int:
+    from mailrules.runner import RunRequest, run_request
+
+    request = RunRequest(
+        rules=args.rules,
+        account=args.account,
+        maildir=args.maildir,
+        accounts_file=args.accounts,
+        state_file=args.state,
+        now=parse_now(args.now),
+        new_only=args.new_only,
+        dry_run=args.dry_run,
+        confirmed=getattr(args, "yes", False),
+        as_json=args.json,
+        verbose=args.verbose,
+    )
+    return run_request(request, out)
+
+
+# ---------------------------------------------------------------- history
+
+
+def _add_history(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cmd = commands.add_parser("history", help="list recent runs from the journal")
+    cmd.add_argument("--account")
+    cmd.add_argument("--state", help="state database")
+    cmd.add_argument("--limit", type=int, default=20)
+    cmd.set_defaults(handler=_history)
+
+
+def _history(args: argparse.Namespace, out: TextIO) -> int:
+    from mailrules.runner import show_history
+
+    return show_history(args.state, args.account, args.limit, out)

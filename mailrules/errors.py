@@ -1,0 +1,98 @@
+"""Errors users see.  Each class carries the exit code the command line returns for it.
+
+    MailrulesError                 exit 1
+    ├── RuleFileError (problems)   exit 2  rule file, test file or accounts file invalid
+    ├── UsageError                 exit 2  bad command-line arguments or missing files
+    ├── BackendError               exit 3  IMAP/Maildir/SMTP failure, TLS, authentication
+    │   ├── CapabilityError        exit 3  the server lacks something we need
+    │   └── ConnectionLost         exit 3  the connection dropped mid-command
+    ├── PlanRefused                exit 4  the reviewed plan can't run as it is
+    │   ├── StalePlanError                 UIDVALIDITY changed since planning
+    │   └── NeedsConfirmation              too many deletions without --yes
+    └── LockHeld                   exit 5  another run holds the account's lock
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Loc:
+    """A place in a source file; line and column are 1-based (0 when unknown)."""
+
+    file: str
+    line: int
+    col: int
+
+    def __str__(self) -> str:
+        if self.line <= 0:
+            return self.file
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One finding about a rule file: ``file:line:col: error: message``."""
+
+    loc: Loc
+    message: str
+    severity: Literal["error", "warning"] = "error"
+
+    def __str__(self) -> str:
+        return f"{self.loc}: {self.severity}: {self.message}"
+
+
+class MailrulesError(Exception):
+    exit_code = 1
+
+
+class RuleFileError(MailrulesError):
+    """Every problem found in a file, reported at once."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = sorted(problems, key=lambda p: (p.loc, p.message))
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class UsageError(MailrulesError):
+    exit_code = 2
+
+
+class BackendError(MailrulesError):
+    """A mailbox or mail server failed; ``folder`` and ``command`` say where, when known."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, *, folder: str | None = None, command: str | None = None):
+        self.folder = folder
+        self.command = command
+        where = " ".join(part for part in (f"folder {folder!r}" if folder else "", command or "") if part)
+        super().__init__(f"{message} ({where})" if where else message)
+
+
+class CapabilityError(BackendError):
+    pass
+
+
+class ConnectionLost(BackendError):
+    """The connection dropped; the operation may or may not have reached the server."""
+
+
+class PlanRefused(MailrulesError):
+    exit_code = 4
+
+
+class StalePlanError(PlanRefused):
+    pass
+
+
+class NeedsConfirmation(PlanRefused):
+    pass
+
+
+class LockHeld(MailrulesError):
+    exit_code = 5

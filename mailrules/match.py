@@ -1,0 +1,470 @@
+"""The exact meaning of a condition on one message: the matcher that always has the last word.
+
+Server-side SEARCH only narrows the candidates; whatever it returns is decided here.
+``matches`` is the fast path the planner runs per message; ``explain`` evaluates every
+node (no short-circuit) and says why each holds or not.  Both share the same leaf checks,
+so they cannot disagree.
+
+Case-insensitive comparison is Unicode casefolding (``ß`` equals ``SS``).  For ``regex``
+that needs care: casefolding a pattern would corrupt escapes such as ``\\S``, and a plain
+``re.IGNORECASE`` search does not fold ``ß`` to ``ss``.  A case-insensitive regex therefore
+matches when it finds a match in the value under ``re.IGNORECASE``, or when the pattern
+with its literal text casefolded (escapes untouched) finds one in the casefolded value.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+from mailrules import model
+from mailrules.message import Address, MessageView
+from mailrules.model import Condition, flag_key
+
+
+@dataclass(frozen=True, slots=True)
+class EvalContext:
+    """What evaluation needs besides the message: the clock for age tests (aware; naive means UTC)."""
+
+    now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+    def __post_init__(self) -> None:
+        if self.now.tzinfo is None:
+            object.__setattr__(self, "now", self.now.replace(tzinfo=timezone.utc))
+
+
+@dataclass(frozen=True, slots=True)
+class Trace:
+    """Why a condition node holds or not, with the traces of its children."""
+
+    node: Condition
+    result: bool
+    detail: str
+    children: tuple[Trace, ...] = ()
+
+    def lines(self, indent: str = "") -> list[str]:
+        """An indented rendering, one node per line: ``yes  From: ... contains ...``."""
+        own = f"{indent}{'yes' if self.result else 'no '}  {self.detail}"
+        return [own, *(line for child in self.children for line in child.lines(indent + "    "))]
+
+
+# ---------------------------------------------------------------- string operators
+
+Predicate = Callable[[str, str], bool]  # (value, casefolded value) -> match
+Found = tuple[bool, object]  # a leaf's result and its evidence (the value that matched, the day compared...)
+
+
+def glob_to_regex(glob: str) -> str:
+    """Sieve ``:matches``: ``*`` any run, ``?`` one character, ``\\`` makes the next character literal.
+
+    >>> glob_to_regex("*.pdf"), glob_to_regex(r"what\\?")
+    ('.*\\\\.pdf', 'what\\\\?')
+    """
+    out: list[str] = []
+    chars = iter(glob)
+    for char in chars:
+        if char == "\\":
+            out.append(re.escape(next(chars, "\\")))
+        else:
+            out.append(".*" if char == "*" else "." if char == "?" else re.escape(char))
+    return "".join(out)
+
+
+def casefold_regex(pattern: str) -> str:
+    """Casefold a regex's literal text but not its escapes (``\\S`` must stay ``\\S``).
+
+    >>> casefold_regex(r"Straße\\S+\\N{DIGIT ONE}")
+    'strasse\\\\S+\\\\N{DIGIT ONE}'
+    """
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern[i] == "\\":
+            end = pattern.find("}", i) + 1 if pattern.startswith("\\N{", i) else i + 2
+            out.append(pattern[i : end or len(pattern)])
+            i = end or len(pattern)
+        else:
+            out.append(pattern[i].casefold())
+            i += 1
+    return "".join(out)
+
+
+def _compile(pattern: str, flags: int) -> re.Pattern[str] | None:
+    try:
+        return re.compile(pattern, flags)
+    except (re.error, OverflowError, RecursionError):
+        return None
+
+
+def _never(value: str, folded: str) -> bool:
+    return False
+
+
+def _regex_predicate(pattern: str, case_sensitive: bool, multiline: bool) -> Predicate:
+    flags = re.MULTILINE if multiline else 0
+    if case_sensitive:
+        exact = _compile(pattern, flags)
+        return (lambda value, folded: exact.search(value) is not None) if exact else _never
+    plain = _compile(pattern, flags | re.IGNORECASE)
+    if plain is None:  # the loader rejects invalid patterns; here they simply never match
+        return _never
+    folded_pattern = _compile(casefold_regex(pattern), flags | re.IGNORECASE)
+    if folded_pattern is None:  # e.g. [Z-a] is a valid range, [z-a] is not
+        return lambda value, folded: plain.search(value) is not None
+    return lambda value, folded: plain.search(value) is not None or folded_pattern.search(folded) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def string_predicate(operator: str, pattern: str, case_sensitive: bool, multiline: bool = False) -> Predicate:
+    """A compiled test of one string operator, cached so each pattern is compiled once per process."""
+    if operator == "regex":
+        return _regex_predicate(pattern, case_sensitive, multiline)
+    wanted = pattern if case_sensitive else pattern.casefold()
+    if operator == "contains":
+        return (lambda value, folded: wanted in value) if case_sensitive else (lambda value, folded: wanted in folded)
+    if operator == "is":
+        return (lambda value, folded: wanted == value) if case_sensitive else (lambda value, folded: wanted == folded)
+    if operator == "matches":
+        glob = re.compile(glob_to_regex(wanted), re.DOTALL)
+        if case_sensitive:
+            return lambda value, folded: glob.fullmatch(value) is not None
+        return lambda value, folded: glob.fullmatch(folded) is not None
+    raise ValueError(f"unknown string operator {operator!r}")
+
+
+@functools.lru_cache(maxsize=4096)
+def predicates(
+    operator: str, patterns: tuple[str, ...], case_sensitive: bool, multiline: bool = False
+) -> tuple[tuple[str, Predicate], ...]:
+    """(pattern, predicate) for each pattern of one test; cached per test, the hot path looks it up once."""
+    return tuple((pattern, string_predicate(operator, pattern, case_sensitive, multiline)) for pattern in patterns)
+
+
+def first_hit(
+    label: str, values: Iterable[str], tests: tuple[tuple[str, Predicate], ...], case_sensitive: bool
+) -> tuple[str, str, str] | None:
+    """(label, value, pattern) for the first value some pattern matches, or None."""
+    for value in values:
+        folded = value if case_sensitive else value.casefold()
+        for pattern, predicate in tests:
+            if predicate(value, folded):
+                return label, value, pattern
+    return None
+
+
+# ---------------------------------------------------------------- header tests
+
+
+def list_identifier(value: str) -> str:
+    """RFC 2919: the identifier inside ``<...>``, or the whole value when there are no angle brackets.
+
+    >>> list_identifier("Python core developers <python-dev.python.org>")
+    'python-dev.python.org'
+    """
+    start = value.rfind("<")
+    end = value.find(">", start + 1)
+    if start < 0 or end < 0:
+        return value.strip()
+    return value[start + 1 : end].strip()
+
+
+def _tested_values(cond: model.HeaderTest, msg: MessageView, name: str) -> list[str]:
+    values = msg.header_values(name)
+    return [list_identifier(value) for value in values] if cond.list_id else values
+
+
+def _check_header(cond: model.HeaderTest, msg: MessageView, ctx: EvalContext) -> Found:
+    tests = predicates(cond.operator, cond.values, cond.case_sensitive)
+    for name in cond.names:
+        hit = first_hit(name, _tested_values(cond, msg, name), tests, cond.case_sensitive)
+        if hit is not None:
+            return True, hit
+    return False, None
+
+
+def _check_exists(cond: model.HeaderExists, msg: MessageView, ctx: EvalContext) -> Found:
+    present = [name for name in cond.names if msg.raw_header_values(name)]
+    return bool(present) == cond.present, present
+
+
+# ---------------------------------------------------------------- address tests
+
+
+def _fold(text: str, case_sensitive: bool) -> str:
+    return text if case_sensitive else text.casefold()
+
+
+def domain_within(domain: str, wanted: str) -> bool:
+    """Equal, or a subdomain: ``a.github.com`` is within ``github.com``, ``evilgithub.com`` is not.
+
+    >>> domain_within("a.github.com", "github.com"), domain_within("evilgithub.com", "github.com")
+    (True, False)
+    """
+    domain, wanted = domain.rstrip("."), wanted.rstrip(".")
+    return bool(wanted) and (domain == wanted or domain.endswith("." + wanted))
+
+
+def address_part(address: Address, operator: str) -> str:
+    """The part of an address an address operator tests."""
+    return {
+        "address": address.address,
+        "domain": address.domain,
+        "localpart": address.localpart,
+        "display_name": address.display_name,
+    }[operator]
+
+
+def address_operator_holds(address: Address, operator: str, wanted: str, case_sensitive: bool) -> bool:
+    part = _fold(address_part(address, operator), case_sensitive)
+    wanted = _fold(wanted, case_sensitive)
+    if operator == "domain":
+        return domain_within(part, wanted)
+    if operator == "display_name":
+        return wanted in part
+    return part == wanted
+
+
+def _check_address(cond: model.AddressTest, msg: MessageView, ctx: EvalContext) -> Found:
+    for name in cond.names:
+        for address in msg.addresses(name):
+            for wanted in cond.values:
+                if address_operator_holds(address, cond.operator, wanted, cond.case_sensitive):
+                    return True, (name, address, wanted)
+    return False, None
+
+
+# ---------------------------------------------------------------- body, size, dates, flags, structure
+
+
+def _body_of(cond: model.BodyTest, msg: MessageView) -> str:
+    return msg.text() if cond.scope == "text" else msg.body_text()
+
+
+def _check_body(cond: model.BodyTest, msg: MessageView, ctx: EvalContext) -> Found:
+    tests = predicates(cond.operator, cond.values, cond.case_sensitive, True)  # ^ and $ at line boundaries
+    hit = first_hit(cond.scope, (_body_of(cond, msg),), tests, cond.case_sensitive)
+    return hit is not None, hit
+
+
+def _check_size(cond: model.SizeTest, msg: MessageView, ctx: EvalContext) -> Found:
+    if cond.operator == "larger":
+        return msg.size > cond.size, None
+    return msg.size < cond.size, None
+
+
+def _check_age(cond: model.AgeTest, msg: MessageView, ctx: EvalContext) -> Found:
+    if msg.internaldate is None:  # an unknown arrival time is neither old nor new
+        return False, None
+    cutoff = ctx.now - timedelta(seconds=cond.seconds)
+    if cond.operator == "older_than":
+        return msg.internaldate < cutoff, cutoff
+    return msg.internaldate > cutoff, cutoff
+
+
+def _moment_of(cond: model.DateTest, msg: MessageView) -> datetime | None:
+    return msg.internaldate if cond.source == "arrival" else msg.sent_date()
+
+
+def day_compare(day: date, operator: str, wanted: date) -> bool:
+    """IMAP ``BEFORE`` is strictly before the day, ``SINCE`` is on or after it."""
+    return day < wanted if operator == "before" else day >= wanted
+
+
+def _check_date(cond: model.DateTest, msg: MessageView, ctx: EvalContext) -> Found:
+    moment = _moment_of(cond, msg)
+    if moment is None:
+        return False, None
+    day = moment.date()  # the calendar day in the timestamp's own zone offset, as IMAP SEARCH uses
+    return day_compare(day, cond.operator, cond.day), day
+
+
+def _check_flag(cond: model.FlagTest, msg: MessageView, ctx: EvalContext) -> Found:
+    has = flag_key(cond.flag) in msg.flag_keys()
+    return has == cond.present, has
+
+
+def _check_attachment(cond: model.AttachmentTest, msg: MessageView, ctx: EvalContext) -> Found:
+    has = msg.has_attachment()
+    return has == cond.present, has
+
+
+# Each leaf type's check; the dict is keyed by type, so every entry takes its own node type.
+_CHECKS: dict[type, Callable[..., Found]] = {
+    model.HeaderTest: _check_header,
+    model.AddressTest: _check_address,
+    model.HeaderExists: _check_exists,
+    model.BodyTest: _check_body,
+    model.SizeTest: _check_size,
+    model.AgeTest: _check_age,
+    model.DateTest: _check_date,
+    model.FlagTest: _check_flag,
+    model.AttachmentTest: _check_attachment,
+}
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def matches(cond: Condition, msg: MessageView, ctx: EvalContext) -> bool:
+    """Whether ``cond`` holds for ``msg`` (short-circuits; the planner's fast path).
+
+    Raises ``message.NotFetched`` if the condition needs the body of a header-only view.
+    """
+    kind = type(cond)
+    if kind is model.All:
+        for child in cond.children:  # type: ignore[union-attr]
+            if not matches(child, msg, ctx):
+                return False
+        return True
+    if kind is model.Any:
+        for child in cond.children:  # type: ignore[union-attr]
+            if matches(child, msg, ctx):
+                return True
+        return False
+    if kind is model.Not:
+        return not matches(cond.child, msg, ctx)  # type: ignore[union-attr]
+    return _CHECKS[kind](cond, msg, ctx)[0]
+
+
+def explain(cond: Condition, msg: MessageView, ctx: EvalContext) -> Trace:
+    """Evaluate every node of ``cond`` and say why each holds or not."""
+    if isinstance(cond, (model.All, model.Any)):
+        children = tuple(explain(child, msg, ctx) for child in cond.children)
+        return _combine(cond, children)
+    if isinstance(cond, model.Not):
+        child = explain(cond.child, msg, ctx)
+        detail = f"not: the condition below {'holds' if child.result else 'fails'}"
+        return Trace(cond, not child.result, detail, (child,))
+    found = _CHECKS[type(cond)](cond, msg, ctx)
+    return Trace(cond, found[0], describe(cond, msg, ctx, found))
+
+
+def _combine(cond: model.All | model.Any, children: tuple[Trace, ...]) -> Trace:
+    held = sum(child.result for child in children)
+    if isinstance(cond, model.All):
+        result = held == len(children)
+        detail = f"all of {len(children)} hold" if result else f"all: {len(children) - held} of {len(children)} fail"
+    else:
+        result = held > 0
+        detail = f"any: {held} of {len(children)} hold" if result else f"any: none of {len(children)} hold"
+    return Trace(cond, result, detail, children)
+
+
+# ---------------------------------------------------------------- explanations
+
+
+def _short(text: str, limit: int = 80) -> str:
+    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _listing(texts: Sequence[str], limit: int) -> str:
+    shown = ", ".join(_short(text, 60) for text in texts[:limit])
+    return shown + (", …" if len(texts) > limit else "")
+
+
+def _names(names: Sequence[str]) -> str:
+    return ", ".join(names)
+
+
+def _wanted(values: Sequence[str], case_sensitive: bool) -> str:
+    return " or ".join(repr(value) for value in values) + (" (case-sensitive)" if case_sensitive else "")
+
+
+def _describe_header(cond: model.HeaderTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
+    what = "list identifier " if cond.list_id else ""
+    if found[0]:
+        name, value, pattern = found[1]  # type: ignore[misc]
+        return f"{name}: {what}{_short(value)} {cond.operator} {_wanted([pattern], cond.case_sensitive)}"
+    values = [value for name in cond.names for value in _tested_values(cond, msg, name)]
+    if not values:
+        return f"{_names(cond.names)}: absent"
+    wanted = _wanted(cond.values, cond.case_sensitive)
+    return f"{_names(cond.names)}: no {what}value {cond.operator} {wanted} ({_listing(values, 3)})"
+
+
+_ADDRESS_PHRASES = {
+    "address": "address {part!r} is {wanted}",
+    "domain": "domain {part!r} is or is under {wanted}",
+    "localpart": "local part {part!r} is {wanted}",
+    "display_name": "display name {part!r} contains {wanted}",
+}
+
+
+def _describe_address(cond: model.AddressTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
+    if found[0]:
+        name, address, wanted = found[1]  # type: ignore[misc]
+        part = address_part(address, cond.operator)
+        phrase = _ADDRESS_PHRASES[cond.operator].format(part=part, wanted=_wanted([wanted], cond.case_sensitive))
+        return f"{name}: {phrase}"
+    if not any(msg.raw_header_values(name) for name in cond.names):
+        return f"{_names(cond.names)}: absent"
+    parts = [address_part(address, cond.operator) for name in cond.names for address in msg.addresses(name)]
+    if not parts:
+        return f"{_names(cond.names)}: no parseable address"
+    wanted = _wanted(cond.values, cond.case_sensitive)
+    return f"{_names(cond.names)}: no {cond.operator} matches {wanted} ({_listing(parts, 5)})"
+
+
+def _describe_exists(cond: model.HeaderExists, msg: MessageView, ctx: EvalContext, found: Found) -> str:
+    present: list[str] = found[1]  # type: ignore[assignment]
+    return f"{_names(present)}: present" if present else f"{_names(cond.names)}: absent"
+
+
+def _describe_body(cond: model.BodyTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
+    if found[0]:
+        pattern = found[1][2]  # type: ignore[index]
+        return f"{cond.scope} {cond.operator} {_wanted([pattern], cond.case_sensitive)}"
+    return f"{cond.scope} has no {cond.operator} match for {_wanted(cond.values, cond.case_sensitive)}"
+
+
+def _describe_size(cond: model.SizeTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
+    sign = ">" if cond.operator == "larger" else "<"
+    return f"size {msg.size} bytes {'' if found[0] else 'is not '}{sign} {cond.size}"
+
+
+def _duration(seconds: float) -> str:
+    return str(timedelta(seconds=round(seconds)))
+
+
+def _describe_age(cond: model.AgeTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
+    if msg.internaldate is None:
+        return "arrival time unknown"
+    age = _duration((ctx.now - msg.internaldate).total_seconds())
+    wanted = f"{cond.operator.replace('_', ' ')} {_duration(cond.seconds)}"
+    return f"arrived {msg.internaldate.isoformat()}, {age} before now: {'' if found[0] else 'not '}{wanted}"
+
+
+def _describe_date(cond: model.DateTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
+    if found[1] is None:
+        return "arrival time unknown" if cond.source == "arrival" else "no readable Date header"
+    what = "arrival day" if cond.source == "arrival" else "sent day (Date header)"
+    return f"{what} {found[1]} is {'' if found[0] else 'not '}{cond.operator} {cond.day.isoformat()}"
+
+
+def _describe_flag(cond: model.FlagTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
+    return f"flag {cond.flag} is {'set' if found[1] else 'not set'}"
+
+
+def _describe_attachment(cond: model.AttachmentTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
+    return "has an attachment" if found[1] else "has no attachment"
+
+
+_DESCRIBERS: dict[type, Callable[..., str]] = {
+    model.HeaderTest: _describe_header,
+    model.AddressTest: _describe_address,
+    model.HeaderExists: _describe_exists,
+    model.BodyTest: _describe_body,
+    model.SizeTest: _describe_size,
+    model.AgeTest: _describe_age,
+    model.DateTest: _describe_date,
+    model.FlagTest: _describe_flag,
+    model.AttachmentTest: _describe_attachment,
+}
+
+
+def describe(cond: Condition, msg: MessageView, ctx: EvalContext, found: Found) -> str:
+    """The human text for one leaf's result, e.g. ``From: 'GitHub <n@github.com>' contains 'github.com'``."""
+    return _DESCRIBERS[type(cond)](cond, msg, ctx, found)

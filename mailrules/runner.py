@@ -1,0 +1,270 @@
+"""``plan`` and ``run``: the edges (accounts, lock, state, mailbox, SMTP) around the pure core.
+
+Both commands go through ``prepare``; the only difference is what happens to the Plan
+value at the end — rendered, or rendered and executed (alembic's offline/online split
+without a mode flag further down).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import ExitStack
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from mailrules.errors import NeedsConfirmation, UsageError
+
+if TYPE_CHECKING:
+    from mailrules.accounts import Account
+    from mailrules.backends.base import Mailbox
+    from mailrules.model import RuleSet
+    from mailrules.plan import Plan
+    from mailrules.state import State
+
+DEFAULT_DELETE_THRESHOLD = 100
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    rules: str
+    account: str | None
+    maildir: str | None
+    accounts_file: str | None
+    state_file: str | None
+    now: datetime
+    new_only: bool
+    dry_run: bool
+    confirmed: bool
+    as_json: bool
+    verbose: int = 0
+
+
+def run_request(request: RunRequest, out: TextIO) -> int:
+    from mailrules.loader import load_ruleset
+
+    loaded = load_ruleset(request.rules)
+    for warning in loaded.warnings:
+        print(warning, file=sys.stderr)
+    account = _account(request, loaded.ruleset)
+    with ExitStack() as stack:
+        state = _state(request)
+        stack.callback(state.close)
+        if not request.dry_run:
+            stack.enter_context(_lock(state, account.name))
+        mailbox = open_mailbox(account, request.verbose)
+        stack.callback(mailbox.close)
+        return _plan_and_maybe_run(request, loaded.ruleset, account, mailbox, state, out)
+
+
+def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account, mailbox: Mailbox,
+                        state: State, out: TextIO) -> int:
+    from mailrules.execute import execute_plan, recover
+    from mailrules.render import plan_to_json, render_plan
+
+    journal = StateJournal(state, account.name, request.now)
+    pending = journal.pending()
+    if pending and not request.dry_run:
+        for note in recover(mailbox, journal, pending):
+            print(f"recovered: {note}", file=sys.stderr)
+    plan = make_plan(request, ruleset, account, mailbox, state)
+    if request.dry_run:
+        if pending:
+            print(f"note: an interrupted run left {len(pending)} unfinished operation(s); `run` settles them first",
+                  file=sys.stderr)
+        print(plan_to_json(plan) if request.as_json else render_plan(plan), file=out)
+        return 0
+    _check_threshold(plan, account, request.confirmed)
+    if not request.as_json:
+        print(render_plan(plan), file=out)
+    journal.begin(plan)
+    try:
+        report = execute_plan(plan, mailbox, journal, sender=_sender(account), progress=_progress())
+    except BaseException as exc:
+        journal.finish("failed", {"error": str(exc)})
+        raise
+    journal.finish("ok" if not report.failures else "partial", {"folders": len(report.folders)})
+    return _print_report(report, plan, request.as_json, out)
+
+
+def make_plan(request: RunRequest, ruleset: RuleSet, account: Account, mailbox: Mailbox, state: State) -> Plan:
+    from mailrules.planner import PlanOptions, build_plan
+    from mailrules.reply import Identity, SendPlanner
+
+    identity = Identity(account.name, tuple(account.addresses))
+    send_planner = SendPlanner(
+        identity=identity,
+        rules={rule.name: rule for rule in ruleset.rules},
+        base_dirs={rule.name: Path(rule.source).parent for rule in ruleset.rules},
+        now=request.now,
+        last_reply=lambda rule, sender: state.last_reply(account.name, rule, sender),
+    )
+    return build_plan(ruleset, mailbox, PlanOptions(now=request.now, new_only=request.new_only),
+                      state=StateReader(state, account.name), prepare_send=send_planner)
+
+
+def _print_report(report, plan: Plan, as_json: bool, out: TextIO) -> int:  # type: ignore[no-untyped-def]
+    from mailrules.render import plan_to_json, render_report, report_to_json
+
+    if as_json:
+        print(json.dumps({"plan": json.loads(plan_to_json(plan)), "report": report_to_json(report)},
+                         indent=2, ensure_ascii=False, default=str), file=out)
+    else:
+        print("", file=out)
+        print(render_report(report), file=out)
+    return 1 if report.failures else 0
+
+
+def _check_threshold(plan: Plan, account: Account, confirmed: bool) -> None:
+    threshold = getattr(account, "delete_threshold", None) or DEFAULT_DELETE_THRESHOLD
+    if plan.removed_count > threshold and not confirmed:
+        raise NeedsConfirmation(
+            f"this run would trash or delete {plan.removed_count} messages (more than {threshold}); "
+            "review `mailrules plan` and run again with --yes if that is right"
+        )
+
+
+# ---------------------------------------------------------------- edges
+
+
+def _account(request: RunRequest, ruleset: RuleSet) -> Account:
+    from mailrules.accounts import Account, load_accounts
+
+    if request.maildir is not None:
+        path = Path(request.maildir).resolve()
+        return Account(name=f"maildir:{path}", imap=None, maildir=str(path), addresses=(), smtp=None)
+    accounts = load_accounts(request.accounts_file)
+    return accounts.pick(request.account or ruleset.account)
+
+
+def open_mailbox(account: Account, verbose: int) -> Mailbox:
+    if account.maildir is not None:
+        from mailrules.backends.maildir import MaildirMailbox
+
+        return MaildirMailbox(account.maildir)
+    if account.imap is None:
+        raise UsageError(f"account {account.name!r} has neither imap nor maildir settings")
+    from mailrules.accounts import resolve_password
+    from mailrules.backends.imap import ImapMailbox
+
+    settings = account.imap
+    trace = (lambda line: print(f"imap> {line}", file=sys.stderr)) if verbose else None
+    return ImapMailbox(host=settings.host, port=settings.port, tls=settings.tls, username=settings.username,
+                       password=resolve_password(settings), ca_file=settings.ca_file, trace=trace)
+
+
+def _sender(account: Account):  # type: ignore[no-untyped-def]
+    if account.smtp is None:
+        return None
+    from mailrules.accounts import resolve_password
+    from mailrules.smtp import SmtpSender
+
+    smtp = account.smtp
+    password = resolve_password(smtp) if smtp.username else None
+    return SmtpSender(host=smtp.host, port=smtp.port, tls=smtp.tls, username=smtp.username, password=password,
+                      ca_file=getattr(smtp, "ca_file", None))
+
+
+def _state(request: RunRequest) -> State:
+    from mailrules.state import State, default_state_path
+
+    return State(Path(request.state_file) if request.state_file else default_state_path())
+
+
+def _lock(state: State, account: str):  # type: ignore[no-untyped-def]
+    from mailrules.lock import account_lock
+
+    return account_lock(state.path.parent, account)
+
+
+def _progress():  # type: ignore[no-untyped-def]
+    if not sys.stderr.isatty():
+        return None
+    return lambda folder: print(f"\r\x1b[Kworking on {folder} …", end="", file=sys.stderr, flush=True)
+
+
+def show_history(state_file: str | None, account: str | None, limit: int, out: TextIO) -> int:
+    from mailrules.state import State, default_state_path
+
+    state = State(Path(state_file) if state_file else default_state_path())
+    try:
+        runs = state.recent_runs(account, limit)
+    finally:
+        state.close()
+    if not runs:
+        print("no runs recorded", file=out)
+    for run in runs:
+        print(f"{run.started_at:%Y-%m-%d %H:%M:%S}  {run.account:<30} {run.mode:<5} {run.status:<8} "
+              f"{run.operations} operation(s)", file=out)
+    return 0
+
+
+# ---------------------------------------------------------------- state adapters
+
+
+class StateReader:
+    """The planner's read-only view of the state database for one account."""
+
+    def __init__(self, state: State, account: str):
+        self.state, self.account = state, account
+
+    def folder_state(self, folder: str) -> tuple[int, int] | None:
+        return self.state.folder_state(self.account, folder)
+
+    def applied(self, folder: str, uidvalidity: int):  # type: ignore[no-untyped-def]
+        from mailrules.plan import Applied
+
+        rows = self.state.already_applied(self.account, folder, uidvalidity)
+        copies = frozenset((row.uid, row.target) for row in rows if row.kind == "copy")
+        sends = frozenset((row.uid, row.kind, row.rule) for row in rows if row.kind in ("reply", "redirect"))
+        return Applied(copies=copies, sends=sends)
+
+
+class StateJournal:
+    """The executor's journal, written to the state database as the run goes."""
+
+    def __init__(self, state: State, account: str, now: datetime):
+        self.state, self.account, self.now = state, account, now
+        self.run_id: int | None = None
+
+    def begin(self, plan: Plan) -> None:
+        self.run_id = self.state.begin_run(self.account, "run-new" if plan.new_only else "run")
+
+    def finish(self, status: str, summary: dict[str, object]) -> None:
+        if self.run_id is not None:
+            self.state.finish_run(self.run_id, status, summary)
+
+    def pending(self):  # type: ignore[no-untyped-def]
+        from mailrules.execute import PendingOperation
+
+        from mailrules.execute import Operation
+
+        pending = []
+        for intent in self.state.pending_intents(self.account):
+            fields = {name: intent.details.get(name) for name in Operation.__dataclass_fields__}
+            fields.update(uids=intent.uids, flags=tuple(fields["flags"] or ()))
+            pending.append(PendingOperation(intent.id, Operation(**fields)))
+        return pending
+
+    def intent(self, op) -> int:  # type: ignore[no-untyped-def]
+        return self.state.record_intent(self.run_id or 0, self.account, op)
+
+    def done(self, op_id: int, result: dict[str, object]) -> None:
+        self.state.mark_done(op_id, result)
+
+    def failed(self, op_id: int, error: str) -> None:
+        self.state.mark_failed(op_id, error)
+
+    def record_copies(self, folder: str, uidvalidity: int, pairs) -> None:  # type: ignore[no-untyped-def]
+        self.state.record_applied(self.account, folder, uidvalidity,
+                                  [(uid, None, "copy", dest) for uid, dest in pairs])
+
+    def record_send(self, folder: str, uidvalidity: int, send) -> None:  # type: ignore[no-untyped-def]
+        self.state.record_applied(self.account, folder, uidvalidity, [(send.uid, send.rule, send.kind, send.recipient)])
+        if send.kind == "reply" and send.sender_key:
+            self.state.record_reply(self.account, send.rule, send.sender_key, self.now)
+
+    def folder_seen(self, folder: str, uidvalidity: int, highest_uid: int) -> None:
+        self.state.set_folder_state(self.account, folder, uidvalidity, highest_uid)

@@ -1,0 +1,569 @@
+"""A rule set as a Sieve script (RFC 5228) that files mail the same way at delivery time.
+
+Only rules that run on INBOX are exported: delivery files new mail, it never revisits
+other folders.  Each exported rule becomes one ``if`` block, in rule order, with its
+actions in mailrules' execution order (flags, copies, replies and redirects, the
+terminal action) and ``stop`` after a terminal action, so later rules don't see the
+message, as in mailrules.
+
+Where Sieve differs, the script says so in a ``# note:`` comment or export refuses:
+
+* Case-insensitive tests use Sieve's default comparator ``i;ascii-casemap`` (Pigeonhole
+  has no ``i;unicode-casemap``): only ASCII letters fold, so ``Grüße`` does not match
+  ``GRÜSSE`` and ``ß`` never equals ``ss``.
+* ``regex`` becomes a POSIX extended regex, translated from Python's syntax; patterns
+  that have no POSIX form (lazy repeats, look-around, ``\\b``, non-ASCII…) are refused.
+* ``display_name`` has no Sieve address part: it is tested on the whole header.
+* ``has_attachment``, ``text``, and ``reply`` templates with Jinja expressions can't
+  be expressed; neither can a flag change after an earlier rule copied the message
+  (Sieve files a copy with the flags it has at that moment, mailrules with the final ones).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from re import _parser as sre_parse  # type: ignore[attr-defined]  # the only parser that knows every regex form
+
+from mailrules.errors import Loc, MailrulesError, Problem
+from mailrules.folders import folder_matches
+from mailrules.model import (
+    NOWHERE,
+    Action,
+    AddFlags,
+    AddressTest,
+    AgeTest,
+    All,
+    Any,
+    AttachmentTest,
+    BodyTest,
+    Condition,
+    Copy,
+    DateTest,
+    Delete,
+    FlagTest,
+    HeaderExists,
+    HeaderTest,
+    Move,
+    Not,
+    Redirect,
+    RemoveFlags,
+    Reply,
+    Rule,
+    RuleSet,
+    SizeTest,
+    Stop,
+    Trash,
+)
+
+
+class SieveUnsupported(MailrulesError):
+    """Rules that have no Sieve equivalent; ``problems`` names each one with its location."""
+
+    def __init__(self, problems: Sequence[Problem]):
+        self.problems = tuple(sorted(problems, key=lambda p: (p.loc, p.message)))
+        super().__init__("cannot export to Sieve:\n" + "\n".join(str(p) for p in self.problems))
+
+
+class _Gap(Exception):
+    """Raised inside one rule's translation; ``to_sieve`` collects them all."""
+
+    def __init__(self, reason: str, loc: Loc):
+        super().__init__(reason)
+        self.reason = reason
+        self.loc = loc
+
+
+@dataclass(frozen=True, slots=True)
+class Sieve:
+    """A piece of Sieve text with the extensions it needs and the notes to print above it."""
+
+    text: str
+    requires: frozenset[str] = frozenset()
+    notes: tuple[str, ...] = ()
+
+
+def _join(parts: Sequence[Sieve], separator: str, before: str = "", after: str = "") -> Sieve:
+    return Sieve(
+        before + separator.join(part.text for part in parts) + after,
+        frozenset().union(*(part.requires for part in parts)),
+        tuple(note for part in parts for note in part.notes),
+    )
+
+
+def _with(sieve: Sieve, *requires: str, notes: Iterable[str] = ()) -> Sieve:
+    return Sieve(sieve.text, sieve.requires | set(requires), sieve.notes + tuple(notes))
+
+
+# ---------------------------------------------------------------- strings
+
+
+def quote(text: str) -> str:
+    """A Sieve string: quoted, or a ``text:`` block (dot-stuffed) when it spans lines.
+
+    >>> quote('say "hi" \\\\o/')
+    '"say \\\\"hi\\\\" \\\\\\\\o/"'
+    """
+    if "\n" in text or "\r" in text:
+        lines = text.replace("\r\n", "\n").replace("\r", "\n").removesuffix("\n").split("\n")
+        return "text:\n" + "".join(("." + line if line.startswith(".") else line) + "\n" for line in lines) + ".\n"
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def string_list(values: Sequence[str]) -> str:
+    return quote(values[0]) if len(values) == 1 else "[" + ", ".join(map(quote, values)) + "]"
+
+
+def glob_escape(text: str) -> str:
+    """Text as a ``:matches`` pattern that matches only itself."""
+    return re.sub(r"([*?\\])", r"\\\1", text)
+
+
+def _comparator(case_sensitive: bool) -> str:
+    # i;ascii-casemap is every test's default; i;octet compares exactly.
+    return ' :comparator "i;octet"' if case_sensitive else ""
+
+
+def _case_notes(values: Iterable[str], case_sensitive: bool) -> tuple[str, ...]:
+    if case_sensitive:
+        return ()
+    folding = [value for value in values if any(not c.isascii() and c.lower() != c.upper() for c in value)]
+    if not folding:
+        return ()
+    return (f"Sieve folds ASCII letters only: other cases of the non-ASCII letters in {folding[0]!r} don't match",)
+
+
+# ---------------------------------------------------------------- conditions
+
+
+def sieve_test(cond: Condition) -> Sieve:
+    """The Sieve test for a condition; raises ``_Gap`` when there is none."""
+    match cond:
+        case All(children):
+            return _combine("allof", "true", [sieve_test(child) for child in children])
+        case Any(children):
+            return _combine("anyof", "false", [sieve_test(child) for child in children])
+        case Not(child):
+            inner = sieve_test(child)
+            return Sieve("not " + inner.text, inner.requires, inner.notes)
+        case HeaderTest(list_id=True):
+            return _list_id_test(cond)
+        case HeaderTest():
+            return _header_test(cond)
+        case AddressTest():
+            return _address_test(cond)
+        case HeaderExists(names=names, present=present):
+            exists = _combine("anyof", "false", [Sieve(f"exists {quote(name)}") for name in names])
+            return exists if present else Sieve("not " + exists.text)
+        case BodyTest():
+            return _body_test(cond)
+        case SizeTest(operator=operator, size=size):
+            return Sieve(f"size {':over' if operator == 'larger' else ':under'} {_size(size)}")
+        case AgeTest(operator=operator, seconds=seconds):
+            holds = operator == "newer_than" and seconds > 0
+            return Sieve(str(holds).lower(), notes=(f"{operator}: at delivery a message arrives now, so this is {str(holds).lower()}",))
+        case DateTest():
+            return _date_test(cond)
+        case FlagTest(flag=flag, present=present):
+            return Sieve(("" if present else "not ") + f"hasflag {quote(flag)}", frozenset({"imap4flags"}))
+        case AttachmentTest(loc=loc):
+            raise _Gap("has_attachment has no Sieve test", loc)
+    raise TypeError(f"not a condition: {cond!r}")
+
+
+def _combine(name: str, empty: str, parts: list[Sieve]) -> Sieve:
+    if not parts:
+        return Sieve(empty)
+    if len(parts) == 1:
+        return parts[0]
+    return _join(parts, ", ", f"{name}(", ")")
+
+
+def _header_test(cond: HeaderTest) -> Sieve:
+    if cond.operator == "regex":
+        patterns = [posix_regex(value, cond.loc, multiline=False) for value in cond.values]
+        test = f'header :regex{_comparator(cond.case_sensitive)} {string_list(cond.names)} {string_list(patterns)}'
+        return Sieve(test, frozenset({"regex"}), _case_notes(cond.values, cond.case_sensitive))
+    test = f"header :{cond.operator}{_comparator(cond.case_sensitive)} {string_list(cond.names)} {string_list(cond.values)}"
+    return Sieve(test, notes=_case_notes(cond.values, cond.case_sensitive))
+
+
+def _list_id_test(cond: HeaderTest) -> Sieve:
+    """The identifier inside ``<...>`` (RFC 2919), or the whole value when it has no brackets."""
+    if cond.operator == "regex":
+        raise _Gap("list_id regex: Sieve cannot test a regex against the identifier alone", cond.loc)
+    inner = {"contains": lambda v: "*" + glob_escape(v) + "*", "is": glob_escape, "matches": lambda v: v}[cond.operator]
+    comparator = _comparator(cond.case_sensitive)
+    bracketed = f'header :matches{comparator} "List-Id" {string_list(["*<" + inner(v) + ">*" for v in cond.values])}'
+    bare = f'allof(not header :contains "List-Id" "<", header :{cond.operator}{comparator} "List-Id" {string_list(cond.values)})'
+    return Sieve(f"anyof({bracketed}, {bare})", notes=_case_notes(cond.values, cond.case_sensitive))
+
+
+def _address_test(cond: AddressTest) -> Sieve:
+    names, comparator = string_list(cond.names), _comparator(cond.case_sensitive)
+    notes = _case_notes(cond.values, cond.case_sensitive)
+    match cond.operator:
+        case "address":
+            return Sieve(f"address :all :is{comparator} {names} {string_list(cond.values)}", notes=notes)
+        case "localpart":
+            return Sieve(f"address :localpart :is{comparator} {names} {string_list(cond.values)}", notes=notes)
+        case "domain":
+            domains = [value.rstrip(".") for value in cond.values]
+            subdomains = string_list(["*." + glob_escape(domain) for domain in domains])
+            exact = f"address :domain :is{comparator} {names} {string_list(domains)}"
+            return Sieve(f"anyof({exact}, address :domain :matches{comparator} {names} {subdomains})", notes=notes)
+        case "display_name":
+            note = "display_name: Sieve has no display-name part; the whole header is searched, addresses included"
+            return Sieve(f"header :contains{comparator} {names} {string_list(cond.values)}", notes=notes + (note,))
+    raise TypeError(f"not an address operator: {cond.operator!r}")
+
+
+def _body_test(cond: BodyTest) -> Sieve:
+    if cond.scope == "text":
+        raise _Gap("text: Sieve cannot search all header fields and the body at once", cond.loc)
+    notes = _case_notes(cond.values, cond.case_sensitive) + (
+        "body: Sieve's body :text reads the text parts; how it renders HTML may differ from mailrules",
+    )
+    if cond.operator == "regex":
+        patterns = [posix_regex(value, cond.loc, multiline=True) for value in cond.values]
+        test = f"body :text :regex{_comparator(cond.case_sensitive)} {string_list(patterns)}"
+        return Sieve(test, frozenset({"body", "regex"}), notes)
+    return Sieve(f"body :text :contains{_comparator(cond.case_sensitive)} {string_list(cond.values)}", frozenset({"body"}), notes)
+
+
+def _size(size: int) -> str:
+    for suffix, factor in (("G", 1024**3), ("M", 1024**2), ("K", 1024)):
+        if size >= factor and size % factor == 0:
+            return f"{size // factor}{suffix}"
+    return str(size)
+
+
+def _date_test(cond: DateTest) -> Sieve:
+    relation = quote("lt" if cond.operator == "before" else "ge")
+    day = quote(cond.day.isoformat())
+    if cond.source == "arrival":  # delivery is the arrival: the current day, in the server's zone
+        return Sieve(f'currentdate :value {relation} "date" {day}', frozenset({"date", "relational"}))
+    return Sieve(f'date :originalzone :value {relation} "date" "date" {day}', frozenset({"date", "relational"}))
+
+
+# ---------------------------------------------------------------- regex translation
+
+
+def posix_regex(pattern: str, loc: Loc, *, multiline: bool) -> str:
+    """A Python regex as a POSIX extended regex with the same matches, or ``_Gap``.
+
+    >>> posix_regex(r"^\\[PATCH v\\d+\\] (fix|add)(es)?", NOWHERE, multiline=False)
+    '^\\\\[PATCH v[0-9]+\\\\] (fix|add)(es)?'
+    """
+    if not pattern.isascii():
+        raise _Gap(f"regex {pattern!r}: Sieve regexes match bytes, not non-ASCII characters", loc)
+    try:
+        parsed = sre_parse.parse(pattern)
+    except re.error as exc:
+        raise _Gap(f"regex {pattern!r}: {exc}", loc) from exc
+    if parsed.state.flags & ~(re.UNICODE | re.ASCII):
+        raise _Gap(f"regex {pattern!r}: inline flags have no POSIX form", loc)
+    return _ere_body(parsed, _EreContext(pattern, loc, multiline))
+
+
+@dataclass(frozen=True, slots=True)
+class _EreContext:
+    pattern: str
+    loc: Loc
+    multiline: bool
+
+    def gap(self, what: str) -> _Gap:
+        return _Gap(f"regex {self.pattern!r}: {what} has no POSIX form", self.loc)
+
+
+_ERE_SPECIAL = set(".[]()*+?{}|^$\\")
+_CATEGORIES = {
+    sre_parse.CATEGORY_DIGIT: "0-9",
+    sre_parse.CATEGORY_SPACE: "[:space:]",
+    sre_parse.CATEGORY_WORD: "[:alnum:]_",
+}
+_NEGATED_CATEGORIES = {
+    sre_parse.CATEGORY_NOT_DIGIT: "0-9",
+    sre_parse.CATEGORY_NOT_SPACE: "[:space:]",
+    sre_parse.CATEGORY_NOT_WORD: "[:alnum:]_",
+}
+# Without REG_NEWLINE, POSIX ^ and $ anchor at the ends of the whole text; Python's ^ and $
+# do too, except on a body, which mailrules searches line by line (MULTILINE).
+_ANCHORS = {
+    sre_parse.AT_BEGINNING: "^",
+    sre_parse.AT_END: "$",
+    sre_parse.AT_BEGINNING_STRING: "^",
+    sre_parse.AT_END_STRING: "$",
+}
+_LINE_ANCHORS = {sre_parse.AT_BEGINNING, sre_parse.AT_END}
+# Inside a bracket expression these start a collating element or range, or end it.
+_CLASS_LITERALS = {"]": "", "-": "[.-.]", "^": "[.^.]", "[": "[.[.]"}
+
+
+def _ere(items: Iterable[tuple[object, object]], cx: _EreContext) -> str:
+    return "".join(_ere_item(op, arg, cx) for op, arg in items)
+
+
+def _ere_body(items: sre_parse.SubPattern, cx: _EreContext) -> str:
+    """A whole pattern or group body: an alternation needs no parentheses of its own here."""
+    if len(items) == 1 and items[0][0] is sre_parse.BRANCH:
+        return "|".join(_ere(branch, cx) for branch in items[0][1][1])
+    return _ere(items, cx)
+
+
+def _ere_item(op: object, arg: object, cx: _EreContext) -> str:
+    if op is sre_parse.LITERAL:
+        char = chr(arg)  # type: ignore[arg-type]
+        return "\\" + char if char in _ERE_SPECIAL else char
+    if op is sre_parse.ANY:
+        if cx.multiline:  # POSIX "." also matches a line break, Python's does not
+            raise cx.gap("'.' across the lines of a body")
+        return "."
+    if op is sre_parse.IN:
+        return _ere_class(arg, cx)  # type: ignore[arg-type]
+    if op is sre_parse.NOT_LITERAL:
+        return _ere_class([(sre_parse.NEGATE, None), (sre_parse.LITERAL, arg)], cx)
+    if op is sre_parse.MAX_REPEAT:
+        low, high, item = arg  # type: ignore[misc]
+        return _ere_group(item, cx) + _ere_count(low, high)
+    if op is sre_parse.SUBPATTERN:
+        _, add_flags, del_flags, item = arg  # type: ignore[misc]
+        if add_flags or del_flags:
+            raise cx.gap("a group with flags")
+        return "(" + _ere_body(item, cx) + ")"
+    if op is sre_parse.BRANCH:
+        return "(" + "|".join(_ere(branch, cx) for branch in arg[1]) + ")"  # type: ignore[index]
+    if op is sre_parse.AT and arg in _ANCHORS and not (cx.multiline and arg in _LINE_ANCHORS):
+        return _ANCHORS[arg]
+    raise cx.gap(_describe_op(op, arg))
+
+
+_ATOMS = (sre_parse.LITERAL, sre_parse.ANY, sre_parse.IN, sre_parse.CATEGORY, sre_parse.SUBPATTERN, sre_parse.BRANCH)
+
+
+def _ere_group(item: sre_parse.SubPattern, cx: _EreContext) -> str:
+    """The operand of a repeat: one atom as it is, anything longer in parentheses."""
+    text = _ere(item, cx)
+    return text if len(item) == 1 and item[0][0] in _ATOMS else "(" + text + ")"
+
+
+def _ere_count(low: int, high: int) -> str:
+    if (low, high) == (0, sre_parse.MAXREPEAT):
+        return "*"
+    if (low, high) == (1, sre_parse.MAXREPEAT):
+        return "+"
+    if (low, high) == (0, 1):
+        return "?"
+    if high == sre_parse.MAXREPEAT:
+        return f"{{{low},}}"
+    return f"{{{low}}}" if low == high else f"{{{low},{high}}}"
+
+
+def _ere_class(items: list[tuple[object, object]], cx: _EreContext) -> str:
+    if len(items) == 1 and items[0][0] is sre_parse.CATEGORY and items[0][1] in _NEGATED_CATEGORIES:
+        return "[^" + _NEGATED_CATEGORIES[items[0][1]] + "]"  # \D, \S, \W
+    negate = bool(items) and items[0][0] is sre_parse.NEGATE
+    body, closing = [], False
+    for op, arg in items[1:] if negate else items:
+        if op is sre_parse.LITERAL:
+            char = chr(arg)  # type: ignore[arg-type]
+            closing |= char == "]"
+            body.append(_CLASS_LITERALS.get(char, char))
+        elif op is sre_parse.RANGE:
+            low, high = arg  # type: ignore[misc]
+            body.append(f"{chr(low)}-{chr(high)}")
+        elif op is sre_parse.CATEGORY and arg in _CATEGORIES:
+            body.append(_CATEGORIES[arg])
+        else:
+            raise cx.gap(_describe_op(op, arg))
+    # "]" is literal only first in a bracket expression.
+    return "[" + ("^" if negate else "") + ("]" if closing else "") + "".join(body) + "]"
+
+
+def _describe_op(op: object, arg: object) -> str:
+    names = {
+        sre_parse.MIN_REPEAT: "a lazy repeat",
+        sre_parse.POSSESSIVE_REPEAT: "a possessive repeat",
+        sre_parse.GROUPREF: "a back-reference",
+        sre_parse.ASSERT: "a look-ahead/behind",
+        sre_parse.ASSERT_NOT: "a negative look-ahead/behind",
+        sre_parse.AT: "an anchor such as \\b or, in a body, ^/$",
+        sre_parse.CATEGORY: "a negated class escape (\\D, \\S, \\W) inside brackets",
+        sre_parse.ATOMIC_GROUP: "an atomic group",
+        sre_parse.GROUPREF_EXISTS: "a conditional group",
+    }
+    return names.get(op, str(op).lower())  # type: ignore[call-overload]
+
+
+# ---------------------------------------------------------------- actions
+
+TemplateReader = Callable[[str], str]
+
+
+def _read_template(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
+_JINJA = re.compile(r"\{[{%#]")
+
+
+# mailrules' execution order (§3); flag actions keep their listed order among themselves.
+_STAGE = {AddFlags: 0, RemoveFlags: 0, Copy: 1, Reply: 2, Redirect: 2, Move: 3, Trash: 3, Delete: 3}
+
+
+def _actions(rule: Rule, read_template: TemplateReader) -> list[Sieve]:
+    """The rule's actions in mailrules' execution order, then ``stop`` when it is terminal."""
+    ordered = sorted((a for a in rule.then if not isinstance(a, Stop)), key=lambda a: _STAGE[type(a)])
+    commands = [_action(action, rule, read_template) for action in ordered]
+    if rule.terminal:
+        commands.append(Sieve("stop;"))
+    return commands
+
+
+def _action(action: Action, rule: Rule, read_template: TemplateReader) -> Sieve:
+    create = " :create" if rule.create_folders else ""
+    mailbox = {"mailbox"} if rule.create_folders else set()
+    match action:
+        case AddFlags(flags=flags):
+            return Sieve(f"addflag {string_list(flags)};", frozenset({"imap4flags"}))
+        case RemoveFlags(flags=flags):
+            return Sieve(f"removeflag {string_list(flags)};", frozenset({"imap4flags"}))
+        case Copy(folder=folder):
+            return Sieve(f"fileinto :copy{create} {quote(folder)};", frozenset({"fileinto", "copy"} | mailbox))
+        case Move(folder=folder) | Trash(folder=folder):
+            return Sieve(f"fileinto{create} {quote(folder)};", frozenset({"fileinto"} | mailbox))
+        case Delete():
+            return Sieve("discard;")
+        case Redirect(address=address):
+            return Sieve(f"redirect :copy {quote(address)};", frozenset({"copy"}))
+        case Reply():
+            return _vacation(action, read_template)
+    raise TypeError(f"not an action: {action!r}")
+
+
+def _vacation(reply: Reply, read_template: TemplateReader) -> Sieve:
+    body = _reply_body(reply, read_template)
+    days = max(1, math.ceil(reply.once_per_seconds / 86400))
+    notes = []
+    if reply.once_per_seconds != days * 86400:
+        notes.append(f"reply: Sieve's vacation counts whole days, so once_per becomes {days} days")
+    if reply.save_to:
+        notes.append("reply: save_to is not exported; Sieve's vacation keeps no copy")
+    if not reply.require_recipient:
+        notes.append("reply: require_recipient: false is not exported; vacation answers only mail addressed to you")
+    options = f":days {days}"
+    if reply.subject is not None:
+        options += f" :subject {quote(_literal_template(reply.subject, 'subject', reply.loc))}"
+    if reply.sender:
+        options += f" :from {quote(reply.sender)}"
+    return Sieve(f"vacation {options} {quote(body)};", frozenset({"vacation"}), tuple(notes))
+
+
+def _reply_body(reply: Reply, read_template: TemplateReader) -> str:
+    if reply.template is None:
+        return _literal_template(reply.body or "", "body", reply.loc)
+    try:
+        text = read_template(reply.template)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _Gap(f"reply template {reply.template}: cannot be read ({exc})", reply.loc) from exc
+    return _literal_template(text, f"template {reply.template}", reply.loc)
+
+
+def _literal_template(text: str, what: str, loc: Loc) -> str:
+    if _JINJA.search(text):
+        raise _Gap(f"reply {what}: Jinja expressions have no Sieve equivalent", loc)
+    return text
+
+
+# ---------------------------------------------------------------- rules and the script
+
+
+def _rule_block(rule: Rule, read_template: TemplateReader) -> Sieve:
+    test = sieve_test(rule.when)
+    actions = _actions(rule, read_template)
+    notes = test.notes + tuple(note for action in actions for note in action.notes)
+    description = " ".join(rule.description.split()) if rule.description else ""
+    header = f"# rule {rule.name}" + (f": {description}" if description else "") + "\n"
+    comments = "".join(f"# note: {note}\n" for note in dict.fromkeys(notes))
+    body = "".join(_indented(action.text) for action in actions)
+    text = f"{header}{comments}if {test.text} {{\n{body}}}\n"
+    return Sieve(text, test.requires.union(*(action.requires for action in actions)))
+
+
+def _indented(command: str) -> str:
+    """A command indented one level, except the lines of a ``text:`` block, which are literal."""
+    out, literal = [], False
+    for line in command.removesuffix("\n").split("\n"):
+        out.append(line if literal else "    " + line)
+        literal = line.endswith("text:") if not literal else line != "."
+    return "".join(line + "\n" for line in out)
+
+
+def _runs_on_inbox(rule: Rule) -> bool:
+    return any(folder_matches(pattern, "INBOX") for pattern in rule.folders)
+
+
+def _skip_reason(rule: Rule) -> str | None:
+    if not rule.enabled:
+        return "disabled"
+    if not _runs_on_inbox(rule):
+        return f"runs on {', '.join(rule.folders)}; delivery only files new mail into INBOX"
+    return None
+
+
+def _flag_after_copy(rules: Sequence[Rule]) -> dict[str, str]:
+    """Rules that change flags after an earlier rule copied the message: name -> the copying rule."""
+    found, copier = {}, None
+    for rule in rules:
+        if copier and any(isinstance(a, (AddFlags, RemoveFlags)) for a in rule.then):
+            found[rule.name] = copier
+        if any(isinstance(a, Copy) for a in rule.then):
+            copier = copier or rule.name
+    return found
+
+
+def to_sieve(ruleset: RuleSet, *, read_template: TemplateReader = _read_template) -> str:
+    """The Sieve script for the rules that run on INBOX; raises ``SieveUnsupported`` listing every gap."""
+    exported = [rule for rule in ruleset.rules if _skip_reason(rule) is None]
+    late_flags = _flag_after_copy(exported)
+    repliers = [rule.name for rule in exported if any(isinstance(a, Reply) for a in rule.then)]
+    blocks, problems = [], []
+    for rule in ruleset.rules:
+        reason = _skip_reason(rule)
+        if reason is not None:
+            blocks.append(Sieve(f"# rule {rule.name}: not exported, {reason}\n"))
+            continue
+        try:
+            _check_order(rule, late_flags, repliers)
+            blocks.append(_rule_block(rule, read_template))
+        except _Gap as gap:
+            loc = gap.loc if gap.loc != NOWHERE else rule.loc
+            problems.append(Problem(loc, f"rule {rule.name!r}: {gap.reason}"))
+    if problems:
+        raise SieveUnsupported(problems)
+    return _script(ruleset, blocks)
+
+
+def _check_order(rule: Rule, late_flags: dict[str, str], repliers: list[str]) -> None:
+    if rule.name in late_flags:
+        raise _Gap(
+            f"changes flags after rule {late_flags[rule.name]!r} copied the message; Sieve files a copy "
+            "with the flags it has then, mailrules with the final ones (put the flag rule first)",
+            rule.loc,
+        )
+    if sum(isinstance(action, Reply) for action in rule.then) > 1:
+        raise _Gap("has two replies, but Sieve allows one vacation per message", rule.loc)
+    if len(repliers) > 1 and rule.name in repliers[1:]:
+        raise _Gap(f"replies too, but Sieve allows one vacation per message (rule {repliers[0]!r} has it)", rule.loc)
+
+
+def _script(ruleset: RuleSet, blocks: list[Sieve]) -> str:
+    requires = sorted(frozenset().union(*(block.requires for block in blocks)))
+    source = ", ".join(ruleset.files) or "a mailrules rule set"
+    lines = [f"# Sieve filter for {source} (exported by mailrules; rules that run on INBOX)\n"]
+    if requires:
+        lines.append(f"require {string_list(requires) if len(requires) > 1 else quote(requires[0])};\n")
+    return "".join(lines + ["\n" + block.text for block in blocks])

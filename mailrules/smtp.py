@@ -1,0 +1,102 @@
+"""Sending replies and redirects over SMTP.  The only module that imports smtplib.
+
+TLS is verified by default; ``starttls`` refuses a server that doesn't offer it rather than
+falling back to plaintext.  Every smtplib/socket/ssl failure becomes a BackendError that
+names the server but never the password.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from mailrules.backends.base import Mailbox
+from mailrules.errors import BackendError
+from mailrules.plan import Send
+from mailrules.reply import redirected_bytes
+
+TIMEOUT = 30.0
+
+
+@dataclass
+class SmtpSender:
+    host: str
+    port: int
+    tls: str = "ssl"  # ssl | starttls | none
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+    timeout: float = TIMEOUT
+    _connection: smtplib.SMTP | None = field(default=None, init=False, repr=False)
+
+    def send(self, send: Send, mailbox: Mailbox) -> None:
+        if send.recipient is None or send.envelope_from is None:
+            raise BackendError(f"{send.kind} for UID {send.uid} has no recipient or sender")
+        data = self._data(send, mailbox)
+        try:
+            refused = self._connect().sendmail(send.envelope_from, [send.recipient], data)
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise BackendError(f"SMTP server {self.host}:{self.port} did not accept the {send.kind}: "
+                               f"{_describe(exc)}") from None
+        if refused:
+            raise BackendError(f"SMTP server {self.host}:{self.port} refused {send.recipient}: {refused}")
+
+    def _data(self, send: Send, mailbox: Mailbox) -> bytes:
+        if send.kind == "reply":
+            assert send.payload is not None
+            return send.payload
+        raw = mailbox.fetch_raw(send.uid)
+        if raw is None:
+            raise BackendError(f"message UID {send.uid} vanished before it could be redirected")
+        assert send.envelope_from is not None and send.recipient is not None
+        return redirected_bytes(raw, account_address=send.envelope_from, recipient=send.recipient,
+                                now=datetime.now(timezone.utc))
+
+    def _connect(self) -> smtplib.SMTP:
+        if self._connection is not None:
+            return self._connection
+        context = ssl.create_default_context(cafile=self.ca_file)
+        try:
+            if self.tls == "ssl":
+                connection: smtplib.SMTP = smtplib.SMTP_SSL(self.host, self.port, timeout=self.timeout, context=context)
+            else:
+                connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+                if self.tls == "starttls":
+                    self._starttls(connection, context)
+            if self.username:
+                connection.login(self.username, self.password or "")
+        except smtplib.SMTPAuthenticationError:
+            raise BackendError(f"SMTP server {self.host}:{self.port} refused the login of {self.username!r}") from None
+        except (smtplib.SMTPException, OSError) as exc:
+            raise BackendError(f"can't connect to SMTP server {self.host}:{self.port}: {_describe(exc)}") from None
+        self._connection = connection
+        return connection
+
+    def _starttls(self, connection: smtplib.SMTP, context: ssl.SSLContext) -> None:
+        connection.ehlo()
+        if not connection.has_extn("starttls"):
+            connection.close()
+            raise BackendError(f"SMTP server {self.host}:{self.port} does not offer STARTTLS, which the account "
+                               "requires; refusing to send in plaintext")
+        connection.starttls(context=context)
+        connection.ehlo()
+
+    def close(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._connection = None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate verify failed ({exc.verify_message}); set ca_file in the account's smtp settings"
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,375 @@
+"""What mailrules remembers between runs, in one SQLite file per user.
+
+- ``folders``: per account and folder, the UIDVALIDITY and highest UID already seen,
+  so a run can look at new mail only.
+- ``runs`` and ``operations``: a journal.  Each operation is written as an *intent*
+  before it is sent to the server and marked *done* (or *failed*) afterwards, so a
+  run cut off halfway leaves intents that the next run settles first.
+- ``applied``: actions that must not be repeated on the same message (a copy by a
+  rule to a folder, a reply, a redirect).
+- ``replies_sent``: when each sender last got an auto-reply from each rule (``once_per``).
+
+Passwords are never stored here.  The schema version lives in ``PRAGMA user_version``;
+each migration step upgrades it by one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, NamedTuple, Protocol
+
+from mailrules.errors import UsageError
+from mailrules.uidset import parse_uid_set, uid_set
+
+KINDS = frozenset({"flag", "unflag", "copy", "move", "trash", "delete", "reply", "redirect"})
+Clock = Callable[[], datetime]
+
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE folders (
+        account     TEXT NOT NULL,
+        folder      TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        highest_uid INTEGER NOT NULL,
+        updated_at  TEXT NOT NULL,
+        PRIMARY KEY (account, folder)
+    );
+    CREATE TABLE runs (
+        id           INTEGER PRIMARY KEY,
+        account      TEXT NOT NULL,
+        started_at   TEXT NOT NULL,
+        finished_at  TEXT,
+        mode         TEXT NOT NULL,
+        status       TEXT NOT NULL DEFAULT 'running',
+        summary_json TEXT
+    );
+    CREATE INDEX runs_by_account ON runs (account, id);
+    CREATE TABLE operations (
+        id           INTEGER PRIMARY KEY,
+        run_id       INTEGER NOT NULL REFERENCES runs (id),
+        account      TEXT NOT NULL,
+        folder       TEXT NOT NULL,
+        uidvalidity  INTEGER NOT NULL,
+        rule         TEXT,
+        kind         TEXT NOT NULL,
+        uids         TEXT NOT NULL,
+        destination  TEXT,
+        details_json TEXT NOT NULL DEFAULT '{}',
+        result_json  TEXT,
+        error        TEXT,
+        status       TEXT NOT NULL DEFAULT 'intent' CHECK (status IN ('intent', 'done', 'failed')),
+        created_at   TEXT NOT NULL
+    );
+    CREATE INDEX operations_by_status ON operations (account, status);
+    CREATE INDEX operations_by_run ON operations (run_id);
+    CREATE TABLE applied (
+        account     TEXT NOT NULL,
+        folder      TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uid         INTEGER NOT NULL,
+        rule        TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        target      TEXT NOT NULL,
+        applied_at  TEXT NOT NULL,
+        PRIMARY KEY (account, folder, uidvalidity, uid, rule, kind, target)
+    ) WITHOUT ROWID;
+    CREATE TABLE replies_sent (
+        account TEXT NOT NULL,
+        rule    TEXT NOT NULL,
+        sender  TEXT NOT NULL,
+        sent_at TEXT NOT NULL,
+        PRIMARY KEY (account, rule, sender)
+    ) WITHOUT ROWID;
+    """,
+)
+
+
+def default_state_path() -> Path:
+    """``$XDG_STATE_HOME/mailrules/state.sqlite3``, by default under ``~/.local/state``."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "mailrules" / "state.sqlite3"
+
+
+class JournalOp(Protocol):
+    """What ``record_intent`` needs to know about an operation (the executor's ``Operation``)."""
+
+    folder: str
+    uidvalidity: int
+    kind: str
+    uids: Sequence[int]
+    destination: str | None
+    rule: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A journalled operation; ``details`` holds every field the executor recorded."""
+
+    id: int
+    run_id: int
+    account: str
+    folder: str
+    uidvalidity: int
+    rule: str | None
+    kind: str
+    uids: tuple[int, ...]
+    destination: str | None
+    details: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    id: int
+    account: str
+    started_at: datetime
+    finished_at: datetime | None
+    mode: str
+    status: str
+    summary: dict[str, Any] | None
+    operations: int
+
+
+class AppliedAction(NamedTuple):
+    """A non-idempotent action done to one message: ``rule`` is None when not recorded."""
+
+    uid: int
+    rule: str | None
+    kind: str
+    target: str
+
+
+class State:
+    """The state database.  One instance per process; every write is its own transaction."""
+
+    def __init__(self, path: Path | str | None = None, *, clock: Clock | None = None):
+        self.path = Path(path) if path is not None else default_state_path()
+        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._db = _open(self.path)
+
+    def __enter__(self) -> State:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock up front, so two processes never interleave a write.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _now(self) -> str:
+        return _stamp(self._clock())
+
+    # ------------------------------------------------------------ runs and the journal
+
+    def begin_run(self, account: str, mode: str) -> int:
+        with self._write() as db:
+            cursor = db.execute("INSERT INTO runs (account, started_at, mode) VALUES (?, ?, ?)",
+                                (account, self._now(), mode))
+        return int(cursor.lastrowid or 0)
+
+    def finish_run(self, run_id: int, status: str, summary: Mapping[str, Any] | None = None) -> None:
+        with self._write() as db:
+            db.execute("UPDATE runs SET finished_at = ?, status = ?, summary_json = ? WHERE id = ?",
+                       (self._now(), status, _json(summary), run_id))
+
+    def record_intent(self, run_id: int, account: str, op: JournalOp) -> int:
+        """Journal ``op`` before it is sent; returns the id to mark it done or failed."""
+        if op.kind not in KINDS:
+            raise ValueError(f"unknown operation kind {op.kind!r}; expected one of {sorted(KINDS)}")
+        details = dataclasses.asdict(op) if dataclasses.is_dataclass(op) else {}  # type: ignore[call-overload]
+        with self._write() as db:
+            cursor = db.execute(
+                "INSERT INTO operations (run_id, account, folder, uidvalidity, rule, kind, uids, destination,"
+                " details_json, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, account, op.folder, op.uidvalidity, op.rule, op.kind, uid_set(op.uids), op.destination,
+                 _json(details), self._now()),
+            )
+        return int(cursor.lastrowid or 0)
+
+    def mark_done(self, op_id: int, result: Mapping[str, Any] | None = None) -> None:
+        with self._write() as db:
+            db.execute("UPDATE operations SET status = 'done', result_json = ? WHERE id = ?", (_json(result), op_id))
+
+    def mark_failed(self, op_id: int, error: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE operations SET status = 'failed', error = ? WHERE id = ?", (error, op_id))
+
+    def pending_intents(self, account: str) -> list[Intent]:
+        """Operations sent (or about to be) but never marked done or failed: a run was cut off."""
+        rows = self._db.execute(
+            "SELECT id, run_id, account, folder, uidvalidity, rule, kind, uids, destination, details_json, created_at"
+            " FROM operations WHERE account = ? AND status = 'intent' ORDER BY id",
+            (account,),
+        )
+        return [_intent(row) for row in rows]
+
+    def recent_runs(self, account: str | None = None, limit: int = 20) -> list[RunRecord]:
+        """The latest runs, newest first, with how many operations each journalled."""
+        rows = self._db.execute(
+            "SELECT r.id, r.account, r.started_at, r.finished_at, r.mode, r.status, r.summary_json,"
+            " (SELECT count(*) FROM operations o WHERE o.run_id = r.id)"
+            " FROM runs r WHERE ? IS NULL OR r.account = ? ORDER BY r.id DESC LIMIT ?",
+            (account, account, limit),
+        )
+        return [_run(row) for row in rows]
+
+    # ------------------------------------------------------------ folders
+
+    def folder_state(self, account: str, folder: str) -> tuple[int, int] | None:
+        """(UIDVALIDITY, highest UID seen) of a folder, or None if never seen."""
+        row = self._db.execute("SELECT uidvalidity, highest_uid FROM folders WHERE account = ? AND folder = ?",
+                               (account, folder)).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
+    def set_folder_state(self, account: str, folder: str, uidvalidity: int, highest_uid: int) -> None:
+        """Remember the folder's generation and progress.
+
+        The highest UID only grows within one UIDVALIDITY.  A new UIDVALIDITY means the
+        folder's UIDs name other messages now, so what was applied under the old one is
+        dropped with it.
+        """
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO folders (account, folder, uidvalidity, highest_uid, updated_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (account, folder) DO UPDATE SET"
+                "  highest_uid = CASE WHEN uidvalidity = excluded.uidvalidity"
+                "                     THEN max(highest_uid, excluded.highest_uid) ELSE excluded.highest_uid END,"
+                "  uidvalidity = excluded.uidvalidity, updated_at = excluded.updated_at",
+                (account, folder, uidvalidity, highest_uid, self._now()),
+            )
+            db.execute("DELETE FROM applied WHERE account = ? AND folder = ? AND uidvalidity != ?",
+                       (account, folder, uidvalidity))
+
+    # ------------------------------------------------------------ actions not to repeat
+
+    def record_applied(self, account: str, folder: str, uidvalidity: int,
+                       actions: Iterable[tuple[int, str | None, str, str | None]]) -> None:
+        """Remember (uid, rule, kind, target) actions; recording one twice is harmless."""
+        now = self._now()
+        rows = [(account, folder, uidvalidity, uid, rule or "", kind, target or "", now)
+                for uid, rule, kind, target in actions]
+        with self._write() as db:
+            db.executemany("INSERT OR IGNORE INTO applied VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def already_applied(self, account: str, folder: str, uidvalidity: int,
+                        uids: Iterable[int] | None = None) -> set[AppliedAction]:
+        """The recorded actions for these UIDs of the folder (all of its UIDs when None)."""
+        query = "SELECT uid, rule, kind, target FROM applied WHERE account = ? AND folder = ? AND uidvalidity = ?"
+        params: tuple[Any, ...] = (account, folder, uidvalidity)
+        if uids is None:
+            return {_applied(row) for row in self._db.execute(query, params)}
+        found: set[AppliedAction] = set()
+        wanted = sorted(set(uids))
+        for start in range(0, len(wanted), 500):  # stay far below SQLite's bound-parameter limit
+            chunk = wanted[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(_applied(row) for row in self._db.execute(f"{query} AND uid IN ({marks})", params + tuple(chunk)))
+        return found
+
+    def last_reply(self, account: str, rule: str, sender: str) -> datetime | None:
+        row = self._db.execute("SELECT sent_at FROM replies_sent WHERE account = ? AND rule = ? AND sender = ?",
+                               (account, rule, sender.lower())).fetchone()
+        return _parse_stamp(row[0]) if row else None
+
+    def record_reply(self, account: str, rule: str, sender: str, sent_at: datetime | None = None) -> None:
+        with self._write() as db:
+            db.execute("INSERT INTO replies_sent VALUES (?, ?, ?, ?)"
+                       " ON CONFLICT (account, rule, sender) DO UPDATE SET sent_at = excluded.sent_at",
+                       (account, rule, sender.lower(), _stamp(sent_at) if sent_at else self._now()))
+
+
+# ---------------------------------------------------------------- opening and migrating
+
+
+def _open(path: Path) -> sqlite3.Connection:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fresh = not path.exists()
+        db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        if fresh:
+            path.chmod(0o600)  # it names the people who wrote to you
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = FULL")  # an intent must be on disk before the server acts
+        db.execute("PRAGMA foreign_keys = ON")
+        _migrate(db, path)
+    except (sqlite3.DatabaseError, OSError) as exc:
+        raise UsageError(f"can't use the state file {path}: {exc}; move it away to start afresh") from exc
+    return db
+
+
+def _migrate(db: sqlite3.Connection, path: Path) -> None:
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > len(MIGRATIONS):
+        raise UsageError(f"the state file {path} has schema version {version}, newer than this mailrules "
+                         f"understands ({len(MIGRATIONS)}); upgrade mailrules or use another state file")
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in filter(str.strip, script.split(";")):
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {number}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+
+# ---------------------------------------------------------------- row conversion
+
+
+def _stamp(moment: datetime) -> str:
+    if moment.tzinfo is None:
+        raise ValueError("state timestamps must be timezone-aware")
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _parse_stamp(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def _json(value: Mapping[str, Any] | None) -> str | None:
+    return None if value is None else json.dumps(value, sort_keys=True, default=_jsonable)
+
+
+def _jsonable(value: object) -> object:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} can't be journalled")
+
+
+def _intent(row: Sequence[Any]) -> Intent:
+    op_id, run_id, account, folder, uidvalidity, rule, kind, uids, destination, details, created = row
+    return Intent(op_id, run_id, account, folder, uidvalidity, rule, kind, tuple(parse_uid_set(uids)) if uids else (),
+                  destination, json.loads(details), _parse_stamp(created))
+
+
+def _run(row: Sequence[Any]) -> RunRecord:
+    run_id, account, started, finished, mode, status, summary, operations = row
+    return RunRecord(run_id, account, _parse_stamp(started), _parse_stamp(finished) if finished else None, mode,
+                     status, json.loads(summary) if summary else None, int(operations))
+
+
+def _applied(row: Sequence[Any]) -> AppliedAction:
+    uid, rule, kind, target = row
+    return AppliedAction(int(uid), rule or None, kind, target)

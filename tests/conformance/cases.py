@@ -1,0 +1,168 @@
+"""Rule sets and messages for the Sieve differential test, with the differences we expect.
+
+Most rule sets are "probes": every rule only adds a keyword named after itself, so the
+flags a message ends up with say exactly which rules matched.  The filing sets check
+moves, copies, deletes, stop and the flags a filed message carries.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+from mailrules.model import (
+    AddFlags,
+    AddressTest,
+    AgeTest,
+    All,
+    Any,
+    Condition,
+    Copy,
+    DateTest,
+    Delete,
+    FlagTest,
+    HeaderExists,
+    HeaderTest,
+    Move,
+    Not,
+    Redirect,
+    RemoveFlags,
+    Rule,
+    RuleSet,
+    SizeTest,
+    Stop,
+    Trash,
+)
+
+MESSAGES = Path(__file__).parent / "messages"
+RECIPIENT = ("To", "Cc", "Bcc")
+
+
+def message_names() -> list[str]:
+    return sorted(path.name for path in MESSAGES.glob("*.eml"))
+
+
+def header(key: str, names: tuple[str, ...], operator: str, *values: str, case_sensitive: bool = False) -> HeaderTest:
+    return HeaderTest(key, names, operator, values, case_sensitive, list_id=key == "list_id")  # type: ignore[arg-type]
+
+
+def subject(operator: str, *values: str, case_sensitive: bool = False) -> HeaderTest:
+    return header("subject", ("Subject",), operator, *values, case_sensitive=case_sensitive)
+
+
+def address(key: str, names: tuple[str, ...], operator: str, *values: str) -> AddressTest:
+    return AddressTest(key, names, operator, values)  # type: ignore[arg-type]
+
+
+def probes(**conditions: Condition) -> RuleSet:
+    """One rule per condition; each only adds the keyword ``$<name>``."""
+    return RuleSet(tuple(Rule(name, cond, (AddFlags((f"${name}",)),)) for name, cond in conditions.items()))
+
+
+STRINGS = probes(
+    subject_contains=subject("contains", "report"),
+    subject_is=subject("is", "verify your account"),
+    subject_matches=subject("matches", "[acme/*] * (#*)"),
+    subject_matches_one=subject("matches", "re: weekly report (week ?)"),
+    subject_regex=subject("regex", r"^\[Python-Dev\] PEP [0-9]+:"),
+    subject_regex_end=subject("regex", r"INV-\d{4}-\d+$"),
+    from_contains=header("from", ("From",), "contains", "github"),
+    x_mailer=header("header", ("X-Mailer",), "contains", "evolution"),
+    spam_flag_is=header("header", ("X-Spam-Flag",), "is", "yes"),
+    list_id_exists=HeaderExists("header", ("List-Id",), True),
+    unsubscribe_absent=HeaderExists("header", ("List-Unsubscribe",), False),
+    list_id_is=header("list_id", ("List-Id",), "is", "python-dev.python.org"),
+    list_id_contains=header("list_id", ("List-Id",), "contains", "acme"),
+    list_id_matches=header("list_id", ("List-Id",), "matches", "*.github.com"),
+    recipient_contains=header("recipient", RECIPIENT, "contains", "corp.example"),
+    any_of=Any((subject("contains", "invoice"), header("from", ("From",), "contains", "python.org"))),
+    not_all=Not(All((subject("contains", "re:"), header("from", ("From",), "contains", "corp")))),
+)
+
+ADDRESSES = probes(
+    github_domain=address("from", ("From",), "domain", "github.com"),
+    billing_address=address("from", ("From",), "address", "billing@shop.example"),
+    alice_localpart=address("recipient", RECIPIENT, "localpart", "alice"),
+    team_address=address("recipient", RECIPIENT, "address", "team@corp.example"),
+    cc_domain=address("cc", ("Cc",), "domain", "corp.example"),
+    reply_to_localpart=address("reply_to", ("Reply-To",), "localpart", "noreply"),
+    display_github=address("from", ("From",), "display_name", "GitHub"),
+    display_notifications=address("from", ("From",), "display_name", "notifications"),
+    group_has_no_address=address("to", ("To",), "localpart", "undisclosed-recipients"),
+)
+
+CASE = probes(
+    ascii_any_case=subject("contains", "weekly REPORT"),
+    ascii_case_sensitive_miss=subject("contains", "weekly", case_sensitive=True),
+    ascii_case_sensitive_hit=subject("contains", "Weekly", case_sensitive=True),
+    umlaut=subject("contains", "grüße"),
+    umlaut_upper=subject("contains", "KÖLN"),
+    sharp_s_as_ss=subject("contains", "GRÜSSE"),
+    umlaut_sender=header("from", ("From",), "contains", "jürgen"),
+    umlaut_case_sensitive=subject("contains", "Grüße", case_sensitive=True),
+)
+
+SIZES_AND_DATES = probes(
+    larger_1k=SizeTest("larger", 1024),
+    smaller_250=SizeTest("smaller", 250),
+    larger_than_itself=SizeTest("larger", 367),
+    smaller_than_itself=SizeTest("smaller", 367),
+    sent_before=DateTest("sent", "before", date(2025, 1, 20)),
+    sent_since=DateTest("sent", "since", date(2025, 1, 22)),
+    arrived_since=DateTest("arrival", "since", date(2000, 1, 1)),
+    arrived_before=DateTest("arrival", "before", date(2000, 1, 1)),
+    older_than_a_day=AgeTest("older_than", 86400),
+    newer_than_an_hour=AgeTest("newer_than", 3600),
+)
+
+FLAGS = RuleSet(
+    (
+        Rule("mark", header("from", ("From",), "contains", "github"), (AddFlags(("\\Flagged", "$GitHub")),)),
+        Rule("saw_mark", FlagTest("\\Flagged", True), (AddFlags(("$SawFlagged",)),)),
+        Rule("unmark", subject("contains", "security"), (RemoveFlags(("\\Flagged",)),)),
+        Rule("not_flagged", FlagTest("\\Flagged", False), (AddFlags(("$NotFlagged",)),)),
+        Rule("read_spam", HeaderExists("header", ("X-Spam-Flag",), True), (AddFlags(("\\Seen",)),)),
+        Rule("unread", Not(FlagTest("\\Seen", True)), (AddFlags(("$Unread",)),)),
+        Rule("keyword_seen", FlagTest("$github", True), (AddFlags(("$KeywordsIgnoreCase",)),)),
+    )
+)
+
+FILING = RuleSet(
+    (
+        Rule("github", address("from", ("From",), "domain", "github.com"), (AddFlags(("$GitHub",)), Move("Notifications/GitHub"))),
+        Rule("invoice", subject("contains", "invoice"), (Copy("Archive"), AddFlags(("\\Seen",)))),
+        Rule("spam", HeaderExists("header", ("X-Spam-Flag",), True), (Delete(),)),
+        Rule("lists", HeaderExists("header", ("List-Id",), True), (Stop(),)),
+        Rule("pep", subject("contains", "pep"), (Move("Later"),)),
+        Rule("phishing", address("from", ("From",), "domain", "evilgithub.com"), (Trash("Trash"),)),
+        Rule("team", header("recipient", RECIPIENT, "contains", "corp.example"), (Copy("Team"), Redirect("boss@example.com"))),
+        Rule("team_inbox", address("from", ("From",), "localpart", "carol"), (Move("INBOX"),)),
+        Rule("after_team", subject("contains", "weekly"), (Move("Never"),)),
+    )
+)
+
+COPY_THEN_DELETE = RuleSet(
+    (
+        Rule("keep_a_copy", subject("contains", "invoice"), (AddFlags(("$Billed",)), Copy("Archive"), Copy("Archive"))),
+        Rule("then_delete", header("from", ("From",), "contains", "shop.example"), (Delete(), Stop())),
+    )
+)
+
+CASES: dict[str, RuleSet] = {
+    "strings": STRINGS,
+    "addresses": ADDRESSES,
+    "case": CASE,
+    "sizes-and-dates": SIZES_AND_DATES,
+    "flags": FLAGS,
+    "filing": FILING,
+    "copy-then-delete": COPY_THEN_DELETE,
+}
+
+# (case, message) -> why Sieve and mailrules legitimately disagree there.
+_ASCII_ONLY = "Sieve's i;ascii-casemap folds ASCII letters only (Pigeonhole has no i;unicode-casemap)"
+_SHARP_S = "mailrules casefolds ß to ss (spec §7); no Sieve comparator does"
+DIFFERENCES: dict[tuple[str, str], str] = {
+    ("case", "grusse.eml"): f"{_ASCII_ONLY}: 'KÖLN' vs 'Köln'; {_SHARP_S}: 'GRÜSSE' vs 'Grüße'",
+    ("case", "grusse-upper.eml"): f"{_ASCII_ONLY}: 'grüße'/'jürgen' vs 'GRÜSSE'/'JÜRGEN'",
+    ("addresses", "github.eml"): "display_name has no Sieve address part: the whole From header contains 'notifications'",
+}

@@ -1,0 +1,215 @@
+"""Auto-replies and redirects, sent to a real SMTP server (aiosmtpd) from rules run on Dovecot."""
+
+from __future__ import annotations
+
+import email
+from email.policy import default as default_policy
+from pathlib import Path
+
+import pytest
+
+from tests.support.dovecot import Dovecot, User
+from tests.support.smtp import RecordingSMTP
+from tests.support.workspace import Workspace, make_message, snapshot, workspace
+
+NOW = "2026-11-20T10:00:00Z"
+
+RULES = """\
+version: 1
+rules:
+  - name: support
+    when: {recipient: {address: "support@example.com"}}
+    then:
+      - reply:
+          subject: "Re: {{ message.subject }}"
+          body: |
+            Hello {{ message.from }},
+            ticket received: {{ message.subject }}
+          from: support@example.com
+          once_per: 7d
+          save_to: Sent
+      - move: Tickets
+  - name: invoices
+    when: {subject: invoice}
+    then:
+      - redirect: accounting@example.com
+"""
+
+
+def smtp_settings(server: RecordingSMTP) -> str:
+    return f"    smtp: {{host: {server.host}, port: {server.port}, tls: none}}\n"
+
+
+@pytest.fixture
+def smtp(smtp_server: RecordingSMTP) -> RecordingSMTP:
+    smtp_server.clear()
+    if not smtp_server.running:
+        smtp_server.start()
+    return smtp_server
+
+
+def space_for(tmp_path: Path, user: User, smtp: RecordingSMTP, rules: str = RULES) -> Workspace:
+    space = workspace(tmp_path, user, rules, extra=smtp_settings(smtp))
+    accounts = space.accounts.read_text().replace(f"[{user.username}@example.com]",
+                                                  f"[{user.username}@example.com, support@example.com]")
+    space.accounts.write_text(accounts)
+    return space
+
+
+def ticket(subject: str, sender: str = "Erin <erin@customer.example>", **headers: str) -> bytes:
+    return make_message(subject, sender, to="Support <support@example.com>", headers=headers or None)
+
+
+def received(smtp: RecordingSMTP) -> list[email.message.EmailMessage]:
+    return [email.message_from_bytes(item.data, policy=default_policy) for item in smtp.messages]  # type: ignore[misc]
+
+
+def test_plan_shows_the_rendered_reply_and_sends_nothing(tmp_path: Path, dovecot: Dovecot, imap_user: User,
+                                                         smtp: RecordingSMTP) -> None:
+    dovecot.deliver(imap_user, ticket("Printer on fire"))
+    result = space_for(tmp_path, imap_user, smtp).plan("--now", NOW)
+    assert result.code == 0, result.output
+    assert "reply to erin@customer.example" in result.stdout
+    assert "ticket received: Printer on fire" in result.stdout
+    assert smtp.messages == []
+
+
+def test_run_answers_each_sender_once_per_period(tmp_path: Path, dovecot: Dovecot, imap_user: User,
+                                                 smtp: RecordingSMTP) -> None:
+    space = space_for(tmp_path, imap_user, smtp)
+    dovecot.deliver(imap_user, ticket("First problem"))
+    dovecot.deliver(imap_user, ticket("Second problem"))
+    assert space.run("--now", NOW).code == 0
+    assert len(smtp.messages) == 1
+    dovecot.deliver(imap_user, ticket("Third problem"))
+    assert space.run("--now", "2026-11-22T10:00:00Z").code == 0
+    assert len(smtp.messages) == 1  # within 7 days of the first answer
+    dovecot.deliver(imap_user, ticket("Fourth problem"))
+    assert space.run("--now", "2026-11-28T10:00:00Z").code == 0
+    assert len(smtp.messages) == 2
+    assert len(snapshot(dovecot, imap_user)["Tickets"]) == 4
+
+
+def test_the_reply_is_well_formed(tmp_path: Path, dovecot: Dovecot, imap_user: User, smtp: RecordingSMTP) -> None:
+    dovecot.deliver(imap_user, ticket("Grüße: Drucker brennt", "Jörg Müller <joerg@customer.example>"))
+    assert space_for(tmp_path, imap_user, smtp).run("--now", NOW).code == 0
+    [reply] = received(smtp)
+    assert smtp.messages[0].rcpt_tos == ("joerg@customer.example",)
+    assert smtp.messages[0].mail_from == "support@example.com"
+    assert reply["Auto-Submitted"] == "auto-replied"
+    assert reply["Subject"] == "Re: Grüße: Drucker brennt"
+    assert reply["In-Reply-To"] and reply["References"].endswith(reply["In-Reply-To"])
+    assert "Jörg Müller" in reply.get_content()
+    shot = snapshot(dovecot, imap_user)
+    assert len(shot["Sent"]) == 1 and all("\\Seen" in flags for _, flags in shot["Sent"])
+    assert all("\\Answered" in flags for _, flags in shot["Tickets"])
+
+
+@pytest.mark.parametrize("headers, sender, reason", [
+    ({"List-Id": "Users <users.lists.example>"}, "Erin <erin@customer.example>", "mailing list"),
+    ({"Precedence": "bulk"}, "Erin <erin@customer.example>", "bulk"),
+    ({"Auto-Submitted": "auto-replied"}, "Erin <erin@customer.example>", "automatic"),
+    ({"X-Auto-Response-Suppress": "OOF, AutoReply"}, "Erin <erin@customer.example>", "no automatic replies"),
+    ({"Return-Path": "<>"}, "Mail System <postmaster@customer.example>", "bounce"),
+    ({}, "MAILER-DAEMON@customer.example", "mail system"),
+    ({}, "owner-users@lists.example", "mail system"),
+    ({}, "users-request@lists.example", "mail system"),
+    ({}, "No Reply <no-reply@customer.example>", "mail system"),
+    ({}, "Support <support@example.com>", "this account"),
+])
+def test_no_reply_to_lists_bounces_or_itself(tmp_path: Path, dovecot: Dovecot, imap_user: User,
+                                             smtp: RecordingSMTP, headers: dict[str, str], sender: str,
+                                             reason: str) -> None:
+    dovecot.deliver(imap_user, ticket("Hello", sender, **headers))
+    space = space_for(tmp_path, imap_user, smtp)
+    plan = space.plan("--now", NOW)
+    assert "skip reply" in plan.stdout and reason in plan.stdout
+    assert space.run("--now", NOW).code == 0
+    assert smtp.messages == []
+
+
+def test_not_addressed_to_the_account_means_no_reply(tmp_path: Path, dovecot: Dovecot, imap_user: User,
+                                                      smtp: RecordingSMTP) -> None:
+    rules = RULES.replace('recipient: {address: "support@example.com"}', "subject: Hello")
+    dovecot.deliver(imap_user, make_message("Hello", "Erin <erin@customer.example>", to="other@elsewhere.example"))
+    space = space_for(tmp_path, imap_user, smtp, rules)
+    assert "none of the account's addresses" in space.plan("--now", NOW).stdout
+    shared = rules.replace("save_to: Sent", "save_to: Sent\n          require_recipient: false")
+    space.write_rules(shared)
+    assert space.run("--now", NOW).code == 0
+    assert len(smtp.messages) == 1
+
+
+@pytest.mark.parametrize("subject", [
+    "Hi\r\nBcc: victim@example.org",
+    "=?utf-8?q?Hi=0D=0ABcc=3A_victim=40example=2Eorg?=",
+    "=?utf-8?b?SGkNCkJjYzogdmljdGltQGV4YW1wbGUub3Jn?=",
+])
+def test_header_injection_from_the_subject_is_neutralised(tmp_path: Path, dovecot: Dovecot, imap_user: User,
+                                                          smtp: RecordingSMTP, subject: str) -> None:
+    raw = ticket("placeholder").replace(b"Subject: placeholder", b"Subject: " + subject.encode())
+    dovecot.deliver(imap_user, raw)
+    assert space_for(tmp_path, imap_user, smtp).run("--now", NOW).code == 0
+    [reply] = received(smtp)
+    assert reply["Bcc"] is None
+    assert smtp.messages[0].rcpt_tos == ("erin@customer.example",)
+    assert "\n" not in reply["Subject"] and "\r" not in reply["Subject"]
+
+
+def test_a_template_cannot_escape_the_sandbox(tmp_path: Path, dovecot: Dovecot, imap_user: User,
+                                              smtp: RecordingSMTP) -> None:
+    rules = RULES.replace("ticket received: {{ message.subject }}",
+                          "{{ ''.__class__.__mro__[1].__subclasses__() }}")
+    dovecot.deliver(imap_user, ticket("Escape"))
+    space = space_for(tmp_path, imap_user, smtp, rules)
+    plan = space.plan("--now", NOW)
+    assert "template failed" in plan.stdout and "unsafe" in plan.stdout.lower()
+    space.run("--now", NOW)
+    assert smtp.messages == []
+
+
+def test_smtp_down_keeps_the_message_and_retries_next_run(tmp_path: Path, dovecot: Dovecot, imap_user: User,
+                                                         smtp: RecordingSMTP) -> None:
+    space = space_for(tmp_path, imap_user, smtp)
+    dovecot.deliver(imap_user, ticket("Urgent"))
+    smtp.stop()
+    try:
+        failed = space.run("--now", NOW)
+    finally:
+        smtp.start()
+    assert failed.code == 1
+    assert "reply for UID" in failed.output and "SMTP" in failed.output
+    assert "Tickets" not in snapshot(dovecot, imap_user)  # not moved as if answered
+    assert space.run("--now", NOW).code == 0
+    assert len(smtp.messages) == 1
+    assert len(snapshot(dovecot, imap_user)["Tickets"]) == 1
+
+
+def test_smtp_refusing_the_login_is_a_clear_error(tmp_path: Path, dovecot: Dovecot, imap_user: User) -> None:
+    with RecordingSMTP(credentials=("relay", "right")) as guarded:
+        space = space_for(tmp_path, imap_user, guarded)
+        accounts = space.accounts.read_text().replace(
+            "tls: none}\n", "tls: none, username: relay, password_env: MAILRULES_SMTP_PASSWORD}\n")
+        space.accounts.write_text(accounts)
+        import os
+
+        os.environ["MAILRULES_SMTP_PASSWORD"] = "wrong"
+        dovecot.deliver(imap_user, ticket("Hello"))
+        result = space.run("--now", NOW)
+        assert result.code == 1
+        assert "refused the login" in result.output and "wrong" not in result.output
+        assert guarded.messages == []
+
+
+def test_redirect_resends_the_original_once(tmp_path: Path, dovecot: Dovecot, imap_user: User,
+                                            smtp: RecordingSMTP) -> None:
+    original = make_message("Invoice 7", "Billing <billing@shop.example>")
+    dovecot.deliver(imap_user, original)
+    space = space_for(tmp_path, imap_user, smtp)
+    assert space.run("--now", NOW).code == 0
+    assert space.run("--now", NOW).code == 0
+    [sent] = smtp.messages
+    assert sent.rcpt_tos == ("accounting@example.com",)
+    assert sent.data.replace(b"\r\n", b"\n").endswith(original.replace(b"\r\n", b"\n"))
+    resent = email.message_from_bytes(sent.data, policy=default_policy)
+    assert resent["Resent-To"] == "accounting@example.com"

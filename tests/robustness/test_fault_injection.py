@@ -1,0 +1,247 @@
+"""No mail is ever lost when the connection drops, wherever it drops.
+
+A clean run of a rule set that moves, copies, flags, trashes and deletes across folders
+gives the reference: the N commands it sends and the mailbox it leaves.  Then, for every
+k in 1..N and each way of cutting (before the k-th command reaches the server; after the
+server did it but before the client hears; halfway through the answer), a fresh account
+with the same mail gets a run through the fault proxy, then a normal run.  Afterwards the
+mailbox must hold every message it should (nothing lost), no copy the clean run didn't
+make (nothing duplicated) and the same flags in the same folders.  All of it again on a
+server without MOVE, where a move is COPY + STORE \\Deleted + UID EXPUNGE.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.robustness.harness import PASSWORD_ENV, CliResult, QuickDovecot, UserPool, run_cli, scratch_root, workspace
+from tests.robustness.mailbox_state import Identity, MailboxState, compare, read_state
+from tests.support.dovecot import Dovecot, User
+from tests.support.faultproxy import VARIANTS, Cut, FaultProxy, Variant
+
+NOW = "2026-11-20T10:00:00Z"
+PASSWORD = "fault-injection-pw"
+SWEEP_BATCH = 120
+
+RULES = """\
+version: 1
+defaults:
+  folders: [INBOX, Work]
+rules:
+  - name: invoices
+    when: {subject: invoice}
+    then: [{flag: $Invoice}, {copy: Accounting}, {move: Archive/Invoices}]
+  - name: newsletters
+    when: {from: {domain: news.example}}
+    then: [{flag: seen}, {move: Newsletters}]
+  - name: spam
+    when: {header: {name: X-Spam-Flag, is: "YES"}}
+    then: [delete]
+  - name: finished-work
+    folders: [Work]
+    when: {subject: done}
+    then: [{flag: [seen, $Done]}, trash]
+  - name: boss
+    when: {from: boss@example.com}
+    then: [{flag: flagged}, {copy: Important}]
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Seeded:
+    folder: str
+    message_id: str
+    raw: bytes
+    maildir_flags: str = ""
+
+
+def seed() -> list[Seeded]:
+    """30 messages: what each rule acts on, and some that no rule touches."""
+    kinds = [
+        ("INBOX", "invoice", "billing@shop.example", 4, ""),
+        ("INBOX", "newsletter", "letters@news.example", 5, ""),
+        ("INBOX", "spam", "offers@spam.example", 3, ""),
+        ("INBOX", "boss", "boss@example.com", 3, "S"),
+        ("INBOX", "other", "friend@example.net", 7, ""),
+        ("Work", "invoice", "billing@shop.example", 3, "S"),
+        ("Work", "done", "colleague@example.com", 3, ""),
+        ("Work", "other", "colleague@example.com", 2, "F"),
+    ]
+    messages = []
+    for folder, kind, sender, count, flags in kinds:
+        for number in range(count):
+            message_id = f"<{folder.lower()}-{kind}-{number}@seed.example>"
+            subject = {"invoice": f"Your invoice {number}", "done": f"Task {number} done"}.get(kind, f"{kind} {number}")
+            spam = "X-Spam-Flag: YES\n" if kind == "spam" else ""
+            raw = (f"From: {sender}\nTo: u@example.com\nSubject: {subject}\nMessage-ID: {message_id}\n"
+                   f"Date: Thu, 19 Nov 2026 1{number % 10}:00:00 +0000\n{spam}\nBody of {message_id}.\n").encode()
+            messages.append(Seeded(folder, message_id, raw, flags))
+    return messages
+
+
+def seed_user(server: Dovecot, user: User) -> None:
+    for message in seed():
+        server.deliver(user, message.raw, folder=message.folder, flags=message.maildir_flags)
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """One server kind with everything an uninterrupted run there did."""
+
+    name: str
+    server: Dovecot
+    pool: UserPool
+    commands: list[str]
+    originals: Counter[Identity]
+    reference: MailboxState
+    scratch: Path  # fast storage for the many state databases
+
+
+@pytest.fixture(scope="module")
+def servers(dovecot: Dovecot) -> Iterator[dict[str, Dovecot]]:
+    """Two quick servers of this module's own, one advertising MOVE and one not.
+
+    ``dovecot`` (the session's server) is only asked for so that a machine without
+    Dovecot skips, or fails under CI, exactly as the other server tests do.
+    """
+    with_move = QuickDovecot().start()
+    try:
+        capabilities = with_move.capabilities(UserPool(with_move, batch=1).take())
+        without_move = QuickDovecot(capability=" ".join(c for c in capabilities if c.upper() != "MOVE")).start()
+        try:
+            yield {"with-MOVE": with_move, "without-MOVE": without_move}
+        finally:
+            without_move.stop()
+    finally:
+        with_move.stop()
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    root = scratch_root(tmp_path_factory.mktemp("sweep"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="module", params=["with-MOVE", "without-MOVE"])
+def baseline(request: pytest.FixtureRequest, servers: dict[str, Dovecot], scratch: Path) -> Iterator[Baseline]:
+    server = servers[request.param]
+    pool = UserPool(server, batch=SWEEP_BATCH, password=PASSWORD)
+    saved = os.environ.get(PASSWORD_ENV)
+    os.environ[PASSWORD_ENV] = PASSWORD
+    try:
+        user = pool.take()
+        seed_user(server, user)
+        originals = read_state(server, user).identities()
+        ws = workspace(scratch / f"clean-{request.param}", RULES)
+        with FaultProxy(server.host, server.port) as proxy:
+            result = run_cli(ws.point_at(proxy.host, proxy.port, user).run_args("--now", NOW))
+        assert result.code == 0, f"the clean run failed:\n{result.output}"
+        yield Baseline(request.param, server, pool, proxy.command_names(), originals, read_state(server, user),
+                       scratch / request.param)
+    finally:
+        if saved is None:
+            os.environ.pop(PASSWORD_ENV, None)
+        else:
+            os.environ[PASSWORD_ENV] = saved
+
+
+def where(state: MailboxState) -> dict[str, list[str]]:
+    return {folder: sorted(mid for mid, _flags in entries.elements()) for folder, entries in state.entries().items()}
+
+
+def ids(folder: str, kind: str, count: int) -> list[str]:
+    return [f"<{folder.lower()}-{kind}-{number}@seed.example>" for number in range(count)]
+
+
+def test_the_clean_run_does_what_the_rules_say(baseline: Baseline) -> None:
+    inbox_invoices, work_invoices = ids("INBOX", "invoice", 4), ids("Work", "invoice", 3)
+    assert where(baseline.reference) == {
+        "INBOX": sorted(ids("INBOX", "boss", 3) + ids("INBOX", "other", 7)),
+        "Work": ids("Work", "other", 2),
+        "Accounting": sorted(inbox_invoices + work_invoices),
+        "Archive/Invoices": sorted(inbox_invoices + work_invoices),
+        "Newsletters": ids("INBOX", "newsletter", 5),
+        "Important": ids("INBOX", "boss", 3),
+        "Trash": ids("Work", "done", 3),
+    }
+    flags = {(folder, mid): sorted(f) for folder, entries in baseline.reference.entries().items() for mid, f in entries}
+    assert flags[("Archive/Invoices", "<work-invoice-0@seed.example>")] == ["$Invoice", "\\Seen"]
+    assert flags[("Accounting", "<inbox-invoice-0@seed.example>")] == ["$Invoice"]
+    assert flags[("Trash", "<work-done-1@seed.example>")] == ["$Done", "\\Seen"]
+    assert flags[("Important", "<inbox-boss-2@seed.example>")] == ["\\Flagged", "\\Seen"]
+    assert flags[("Newsletters", "<inbox-newsletter-4@seed.example>")] == ["\\Seen"]
+
+
+def test_the_fallback_server_really_lacks_move(baseline: Baseline) -> None:
+    moved = "UID MOVE" in baseline.commands
+    assert moved is (baseline.name == "with-MOVE"), baseline.commands
+
+
+def test_a_second_run_changes_nothing(baseline: Baseline) -> None:
+    user = baseline.pool.take()
+    seed_user(baseline.server, user)
+    ws = workspace(baseline.scratch / "twice", RULES).point_at(baseline.server.host, baseline.server.port, user)
+    assert run_cli(ws.run_args("--now", NOW)).code == 0
+    again = run_cli(ws.run_args("--now", NOW))
+    assert again.code == 0, again.output
+    assert not compare(read_state(baseline.server, user), baseline.reference, baseline.originals)
+
+
+@dataclass
+class SweepTally:
+    faults: int = 0
+    cut_runs_failed: int = 0
+    cut_runs_completed: int = 0
+    recovered: int = 0
+    messages_checked: int = 0
+
+
+def interrupted_then_resumed(baseline: Baseline, cut: Cut, root: Path) -> tuple[CliResult, CliResult, MailboxState]:
+    user = baseline.pool.take()
+    seed_user(baseline.server, user)
+    ws = workspace(root, RULES)
+    with FaultProxy(baseline.server.host, baseline.server.port, cut=cut) as proxy:
+        cut_run = run_cli(ws.point_at(proxy.host, proxy.port, user).run_args("--now", NOW))
+    resumed = run_cli(ws.point_at(baseline.server.host, baseline.server.port, user).run_args("--now", NOW))
+    return cut_run, resumed, read_state(baseline.server, user)
+
+
+def check_one_cut(baseline: Baseline, cut: Cut, root: Path, tally: SweepTally) -> str | None:
+    """Run one interrupted and resumed run; say what went wrong, if anything."""
+    cut_run, resumed, state = interrupted_then_resumed(baseline, cut, root)
+    tally.faults += 1
+    tally.messages_checked += state.count()
+    where_cut = f"{cut.variant} command {cut.command} ({baseline.commands[cut.command - 1]})"
+    if cut_run.code not in (0, 3) or "Traceback" in cut_run.output:
+        return f"{where_cut}: interrupted run exited {cut_run.code}: {cut_run.stderr.strip()[-500:]}"
+    if cut_run.code == 3:
+        tally.cut_runs_failed += 1
+    else:
+        tally.cut_runs_completed += 1
+    if resumed.code != 0:
+        return f"{where_cut}: the run after it exited {resumed.code}: {resumed.stderr.strip()[-500:]}"
+    tally.recovered += 1
+    damage = compare(state, baseline.reference, baseline.originals)
+    return f"{where_cut}: {damage.summary()}" if damage else None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_no_mail_is_lost_wherever_the_connection_drops(baseline: Baseline, variant: Variant) -> None:
+    tally = SweepTally()
+    failures = []
+    for k in range(1, len(baseline.commands) + 1):
+        failure = check_one_cut(baseline, Cut(k, variant), baseline.scratch / f"{variant}-{k}", tally)
+        if failure:
+            failures.append(failure)
+    print(f"\n[{baseline.name}, {variant}] N={len(baseline.commands)} {tally}")
+    assert tally.faults == len(baseline.commands)
+    assert not failures, f"{len(failures)} of {tally.faults} cuts went wrong:\n" + "\n".join(failures)

@@ -1,0 +1,575 @@
+"""The exact meaning of every condition key and operator (spec §2 and §7)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from freezegun import freeze_time
+
+from mailrules import model
+from mailrules.match import EvalContext, Trace, casefold_regex, explain, glob_to_regex, matches
+from mailrules.message import MessageView, NotFetched
+from mailrules.model import (
+    AddressTest,
+    AgeTest,
+    All,
+    AttachmentTest,
+    BodyTest,
+    DateTest,
+    FlagTest,
+    HeaderExists,
+    HeaderTest,
+    Not,
+    SizeTest,
+)
+from mailrules.model import SYSTEM_FLAGS
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
+NOW = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
+CTX = EvalContext(now=NOW)
+
+
+def fixture(name: str, **kwargs: object) -> MessageView:
+    return MessageView.from_bytes((FIXTURES / name).read_bytes(), **kwargs)  # type: ignore[arg-type]
+
+
+def message(header: str, body: str = "", **kwargs: object) -> MessageView:
+    raw = (header.strip("\n") + "\n\n" + body).replace("\n", "\r\n").encode("utf-8")
+    return MessageView.from_bytes(raw, **kwargs)  # type: ignore[arg-type]
+
+
+def names_of(names: str | tuple[str, ...]) -> tuple[str, ...]:
+    return (names,) if isinstance(names, str) else names
+
+
+def header(names: str | tuple[str, ...], operator: str, *values: str, case_sensitive: bool = False) -> HeaderTest:
+    return HeaderTest("header", names_of(names), operator, values, case_sensitive)  # type: ignore[arg-type]
+
+
+def list_id(operator: str, *values: str) -> HeaderTest:
+    return HeaderTest("list_id", ("List-Id",), operator, values, list_id=True)  # type: ignore[arg-type]
+
+
+def address(names: str | tuple[str, ...], operator: str, *values: str, case_sensitive: bool = False) -> AddressTest:
+    return AddressTest("header", names_of(names), operator, values, case_sensitive)  # type: ignore[arg-type]
+
+
+def holds(cond: model.Condition, msg: MessageView, ctx: EvalContext = CTX) -> bool:
+    """``matches``, checked against ``explain`` so the two can never disagree."""
+    result = matches(cond, msg, ctx)
+    assert explain(cond, msg, ctx).result is result
+    return result
+
+
+# ---------------------------------------------------------------- string operators on header values
+
+GRUSSE = fixture("grusse-utf8-headers.eml")  # Subject: GRÜSSE aus der Straße
+GITHUB = fixture("github-notification.eml")
+
+
+@pytest.mark.parametrize(
+    ("cond", "expected"),
+    [
+        (header("Subject", "contains", "aus der"), True),
+        (header("Subject", "contains", "AUS DER"), True),
+        (header("Subject", "contains", "grüße"), True),  # ß casefolds to ss, so it equals SS
+        (header("Subject", "contains", "strasse"), True),
+        (header("Subject", "contains", "Straße", case_sensitive=True), True),
+        (header("Subject", "contains", "STRASSE", case_sensitive=True), False),
+        (header("Subject", "contains", ""), True),  # the empty string is in every present value
+        (header("Subject", "contains", "Köln"), False),
+        (header("Subject", "contains", "nope", "der Str"), True),  # a list means any of them
+        (header("Subject", "is", "grüsse AUS der strasse"), True),
+        (header("Subject", "is", "GRÜSSE aus der"), False),
+        (header("Subject", "is", "GRÜSSE aus der Straße", case_sensitive=True), True),
+        (header("Subject", "is", "grüsse aus der straße", case_sensitive=True), False),
+        (header("Subject", "matches", "grüße*"), True),
+        (header("Subject", "matches", "*der stra?se"), True),
+        (header("Subject", "matches", "aus*"), False),  # matches is anchored at both ends
+        (header("Subject", "matches", "*"), True),
+        (header("Subject", "matches", "GRÜSSE*", case_sensitive=True), True),
+        (header("Subject", "matches", "grüsse*", case_sensitive=True), False),
+        (header("Subject", "regex", r"aus\s+der"), True),  # searched, not anchored
+        (header("Subject", "regex", r"^aus"), False),
+        (header("Subject", "regex", "Stra.e"), True),  # IGNORECASE on the value as written
+        (header("Subject", "regex", "STRASSE$"), True),  # and on the casefolded value: ß equals SS
+        (header("Subject", "regex", r"^\S+ AUS"), True),  # escapes are not casefolded
+        (header("Subject", "regex", "straße", case_sensitive=True), False),
+        (header("Subject", "regex", "Straße", case_sensitive=True), True),
+    ],
+)
+def test_string_operators_on_a_non_ascii_subject(cond: HeaderTest, expected: bool) -> None:
+    assert holds(cond, GRUSSE) is expected
+
+
+@pytest.mark.parametrize(
+    ("glob", "value", "expected"),
+    [
+        ("*widgets*", "Re: [octo-org/widgets] Crash", True),
+        ("Re: [*] Crash", "Re: [octo-org/widgets] Crash", True),  # brackets are literal
+        (r"5 \* 3", "5 * 3", True),
+        (r"5 \* 3", "5 x 3", False),
+        (r"what\?", "what?", True),
+        (r"what\?", "whatX", False),
+        ("what?", "whatX", True),
+        ("what?", "what", False),  # ? is exactly one character
+        (r"back\\slash", "back\\slash", True),
+        ("a*b*c", "a-x-b-y-c", True),
+        ("a.c", "abc", False),  # regex characters mean themselves
+        ("", "", True),
+        ("", "x", False),
+    ],
+)
+def test_matches_uses_sieve_wildcards(glob: str, value: str, expected: bool) -> None:
+    msg = message(f"X-Test: {value}")
+    assert holds(header("X-Test", "matches", glob), msg) is expected
+
+
+def test_glob_to_regex_escapes_everything_but_wildcards() -> None:
+    assert glob_to_regex(r"a*b?c\*d.") == r"a.*b.c\*d\."
+
+
+def test_casefold_regex_leaves_escapes_and_named_characters_alone() -> None:
+    assert casefold_regex(r"ÄB\S\N{LATIN SMALL LETTER A}ß") == r"äb\S\N{LATIN SMALL LETTER A}ss"
+
+
+def test_a_regex_that_only_compiles_before_casefolding_still_matches() -> None:
+    msg = message("X-Test: value [")
+    assert holds(header("X-Test", "regex", "[Z-a]"), msg) is True  # [z-a] would be an invalid range
+
+
+def test_an_invalid_regex_never_matches_and_never_raises() -> None:
+    assert holds(header("Subject", "regex", "(unclosed"), GRUSSE) is False
+
+
+# ---------------------------------------------------------------- which values are tested
+
+
+@pytest.mark.parametrize("operator", ["contains", "is", "matches", "regex"])
+def test_an_absent_header_matches_no_string_operator_even_with_an_empty_pattern(operator: str) -> None:
+    pattern = "*" if operator == "matches" else ""
+    assert holds(header("X-Absent", operator, pattern), GITHUB) is False
+
+
+@pytest.mark.parametrize(
+    ("name", "present", "expected"),
+    [
+        ("X-GitHub-Reason", True, True),
+        ("X-Absent", True, False),
+        ("X-Absent", False, True),
+        ("X-GitHub-Reason", False, False),
+    ],
+)
+def test_exists_tests_presence(name: str, present: bool, expected: bool) -> None:
+    assert holds(HeaderExists("header", (name,), present), GITHUB) is expected
+
+
+def test_an_empty_header_exists_and_equals_the_empty_string() -> None:
+    msg = fixture("empty-headers.eml")
+    assert holds(HeaderExists("subject", ("Subject",), True), msg)
+    assert holds(header("Subject", "is", ""), msg)
+    assert not holds(header("Subject", "is", "x"), msg)
+
+
+def test_every_occurrence_of_a_header_is_tested() -> None:
+    msg = fixture("spam-flagged.eml")
+    assert holds(header("X-Label", "is", "second"), msg)
+
+
+def test_recipient_reads_to_cc_and_bcc() -> None:
+    recipient = ("To", "Cc", "Bcc")
+    assert holds(header(recipient, "contains", "alice@example.org"), fixture("undisclosed-recipients.eml"))
+    assert holds(header(recipient, "contains", "mention@noreply"), GITHUB)
+
+
+def test_encoded_words_are_tested_decoded() -> None:
+    msg = fixture("encoded-words.eml")
+    assert holds(header("Subject", "contains", "grüsse aus köln"), msg)
+    assert not holds(header("Subject", "contains", "=?UTF-8?B?"), msg)
+
+
+def test_an_undecodable_header_is_tested_in_its_raw_form() -> None:
+    msg = fixture("bad-charset.eml")
+    assert holds(header("Subject", "contains", "=?x-bogus?Q?Rechnung_offen?="), msg)
+
+
+def test_raw_8bit_latin1_headers_are_tested_as_text() -> None:
+    assert holds(header("Subject", "contains", "GRÜSSE"), fixture("raw-8bit-latin1.eml"))
+
+
+def test_a_comment_is_part_of_the_tested_value() -> None:
+    assert holds(header("From", "contains", "(Mail Delivery System)"), fixture("bounce.eml"))
+
+
+# ---------------------------------------------------------------- list_id
+
+
+PYTHON_DEV = fixture("python-dev.eml")
+
+
+@pytest.mark.parametrize(
+    ("cond", "expected"),
+    [
+        (list_id("is", "python-dev.python.org"), True),
+        (list_id("is", "Python core developers <python-dev.python.org>"), False),
+        (list_id("contains", "core developers"), False),  # the phrase is not the identifier
+        (list_id("matches", "*.python.org"), True),
+        (list_id("regex", r"^python-dev\."), True),
+        (header("List-Id", "contains", "core developers"), True),  # header: {name: List-Id} is the whole value
+    ],
+)
+def test_list_id_tests_the_identifier_inside_angle_brackets(cond: HeaderTest, expected: bool) -> None:
+    assert holds(cond, PYTHON_DEV) is expected
+
+
+def test_list_id_without_angle_brackets_is_the_whole_value() -> None:
+    assert holds(list_id("is", "announce.example.org"), message("List-Id: announce.example.org"))
+
+
+def test_list_id_of_a_message_without_one_matches_nothing() -> None:
+    assert not holds(list_id("contains", ""), fixture("auto-reply.eml"))
+
+
+# ---------------------------------------------------------------- address operators
+
+
+@pytest.mark.parametrize(
+    ("cond", "expected"),
+    [
+        (address("From", "address", "notifications@github.com"), True),
+        (address("From", "address", "Notifications@GitHub.com"), True),
+        (address("From", "address", "Notifications@GitHub.com", case_sensitive=True), False),
+        (address("From", "address", "github.com"), False),
+        (address("From", "domain", "github.com"), True),
+        (address("From", "domain", "GITHUB.COM"), True),
+        (address("From", "domain", "hub.com"), False),  # a suffix is not a parent domain
+        (address("From", "domain", "com"), True),
+        (address("Reply-To", "domain", "github.com"), True),  # reply.github.com is a subdomain
+        (address("From", "localpart", "notifications"), True),
+        (address("From", "localpart", "notif"), False),
+        (address("From", "display_name", "mona"), True),
+        (address("From", "display_name", "Mona Lisa", case_sensitive=True), True),
+        (address("From", "display_name", "mona", case_sensitive=True), False),
+        (address(("To", "Cc", "Bcc"), "address", "alice@example.org"), True),
+        (address("Delivered-To", "address", "alice@example.org"), True),  # any header by name
+        (address("Return-Path", "domain", "github.com"), True),
+        (address("X-Absent", "domain", "github.com"), False),
+    ],
+)
+def test_address_operators_on_a_github_notification(cond: AddressTest, expected: bool) -> None:
+    assert holds(cond, GITHUB) is expected
+
+
+@pytest.mark.parametrize(
+    ("domain", "wanted", "expected"),
+    [
+        ("github.com", "github.com", True),
+        ("a.github.com", "github.com", True),
+        ("a.b.github.com", "github.com", True),
+        ("evilgithub.com", "github.com", False),
+        ("github.com.evil.example", "github.com", False),
+        ("github.com.", "github.com", True),  # a fully qualified name with its root dot
+    ],
+)
+def test_domain_means_equal_or_a_subdomain_never_a_look_alike(domain: str, wanted: str, expected: bool) -> None:
+    msg = message(f"From: someone@{domain}")
+    assert holds(address("From", "domain", wanted), msg) is expected
+
+
+def test_a_comment_is_not_a_display_name() -> None:
+    msg = fixture("bounce.eml")
+    assert not holds(address("From", "display_name", "Mail Delivery"), msg)
+    assert holds(address("From", "localpart", "mailer-daemon"), msg)
+
+
+def test_a_quoted_display_name_with_a_comma_is_one_address() -> None:
+    msg = fixture("quoted-comma.eml")
+    assert holds(address("From", "display_name", "doe, john"), msg)
+    assert holds(address("From", "address", "john.doe@example.com"), msg)
+
+
+def test_encoded_display_names_are_decoded() -> None:
+    assert holds(address("To", "display_name", "müller, hans"), fixture("encoded-words.eml"))
+
+
+def test_undisclosed_recipients_has_no_address_to_match() -> None:
+    msg = fixture("undisclosed-recipients.eml")
+    assert not holds(address("To", "localpart", "undisclosed-recipients"), msg)
+    assert not holds(address("To", "display_name", ""), msg)
+    assert holds(header("To", "contains", "undisclosed"), msg)  # the value is still there
+
+
+def test_group_members_are_addresses() -> None:
+    msg = fixture("group-syntax.eml")
+    assert holds(address("To", "address", "bob@example.org"), msg)
+    assert not holds(address("To", "localpart", "team"), msg)
+
+
+def test_an_empty_return_path_has_no_address() -> None:
+    assert not holds(address("Return-Path", "localpart", ""), fixture("bounce.eml"))
+
+
+# ---------------------------------------------------------------- body and text
+
+
+@pytest.mark.parametrize(
+    ("name", "cond", "expected"),
+    [
+        ("html-only.eml", BodyTest("body", "contains", ("café & crème",)), True),
+        ("html-only.eml", BodyTest("body", "contains", ("secret-tracker",)), False),  # script content is not visible
+        ("html-only.eml", BodyTest("body", "contains", ("<div>",)), False),
+        ("html-only.eml", BodyTest("body", "contains", ("ENDS TONIGHT",)), True),
+        ("html-only.eml", BodyTest("body", "contains", ("ENDS TONIGHT",), case_sensitive=True), False),
+        ("alternative-qp.eml", BodyTest("body", "contains", ("strasse ist wieder offen, der",)), True),
+        ("qp-base64-body.eml", BodyTest("body", "contains", ("anticonstitutionnellement",)), True),
+        ("qp-base64-body.eml", BodyTest("body", "contains", ("FENÊTRE",)), True),  # base64 latin-1 part
+        ("qp-base64-body.eml", BodyTest("body", "regex", (r"^dessert follows\.$",)), True),  # MULTILINE
+        ("qp-base64-body.eml", BodyTest("body", "regex", (r"\Adessert",)), False),
+        ("bounce.eml", BodyTest("body", "contains", ("unique-original-phrase",)), False),
+        ("invoice-pdf.eml", BodyTest("body", "contains", ("Subject: Invoice",)), False),
+        ("invoice-pdf.eml", BodyTest("text", "contains", ("subject: invoice 2026",)), True),
+        ("invoice-pdf.eml", BodyTest("text", "contains", ("amount due",)), True),
+        ("invoice-pdf.eml", BodyTest("text", "regex", (r"^From: .*ACME",)), True),
+    ],
+)
+def test_body_and_text(name: str, cond: BodyTest, expected: bool) -> None:
+    assert holds(cond, fixture(name)) is expected
+
+
+def test_a_body_test_on_a_header_only_view_asks_for_the_body() -> None:
+    msg = MessageView.from_parts(header=b"Subject: x\r\n\r\n", size=10, internaldate=None, flags=())
+    with pytest.raises(NotFetched):
+        matches(BodyTest("body", "contains", ("x",)), msg, CTX)
+
+
+# ---------------------------------------------------------------- size
+
+
+@pytest.mark.parametrize(
+    ("operator", "limit", "expected"),
+    [("larger", 999, True), ("larger", 1000, False), ("smaller", 1000, False), ("smaller", 1001, True)],
+)
+def test_size_comparisons_are_strict(operator: str, limit: int, expected: bool) -> None:
+    msg = MessageView.from_parts(header=b"", size=1000, internaldate=None, flags=())
+    assert holds(SizeTest(operator, limit), msg) is expected  # type: ignore[arg-type]
+
+
+def test_size_of_an_lf_file_is_its_crlf_size() -> None:
+    msg = fixture("lf-only.eml")
+    raw = (FIXTURES / "lf-only.eml").read_bytes()
+    assert holds(SizeTest("larger", len(raw)), msg)  # one extra CR per line
+    assert holds(SizeTest("smaller", len(raw) + raw.count(b"\n") + 1), msg)
+
+
+# ---------------------------------------------------------------- arrival age and dates
+
+DAY = 86400
+
+
+@pytest.mark.parametrize(
+    ("ago", "operator", "seconds", "expected"),
+    [
+        (timedelta(days=30, seconds=1), "older_than", 30 * DAY, True),
+        (timedelta(days=30), "older_than", 30 * DAY, False),  # exactly 30 days is not more than 30 days
+        (timedelta(days=29, hours=23), "older_than", 30 * DAY, False),
+        (timedelta(hours=11), "newer_than", 12 * 3600, True),
+        (timedelta(hours=12), "newer_than", 12 * 3600, False),
+        (timedelta(hours=13), "newer_than", 12 * 3600, False),
+    ],
+)
+def test_age_is_exact_relative_to_now(ago: timedelta, operator: str, seconds: int, expected: bool) -> None:
+    msg = message("Subject: x", internaldate=NOW - ago)
+    assert holds(AgeTest(operator, seconds), msg) is expected  # type: ignore[arg-type]
+
+
+def test_age_uses_the_clock_when_no_now_is_given() -> None:
+    msg = message("Subject: x", internaldate=datetime(2026, 11, 1, tzinfo=timezone.utc))
+    with freeze_time("2026-11-20T10:00:00Z"):
+        assert holds(AgeTest("older_than", 7 * DAY), msg, EvalContext())
+    with freeze_time("2026-11-03T10:00:00Z"):
+        assert not holds(AgeTest("older_than", 7 * DAY), msg, EvalContext())
+
+
+def test_an_unknown_arrival_time_is_neither_old_nor_new_nor_on_any_day() -> None:
+    msg = fixture("missing-date-from.eml")
+    conditions: list[model.Condition] = [
+        AgeTest("older_than", 0),
+        AgeTest("newer_than", 10**9),
+        DateTest("arrival", "before", date(9999, 1, 1)),
+        DateTest("arrival", "since", date(1970, 1, 1)),
+    ]
+    for cond in conditions:
+        assert not holds(cond, msg)
+
+
+@pytest.mark.parametrize(
+    ("operator", "day", "expected"),
+    [
+        ("since", date(2026, 11, 14), True),  # 00:30 +0100 is the 14th in its own zone (the 13th in UTC)
+        ("before", date(2026, 11, 14), False),
+        ("before", date(2026, 11, 15), True),
+        ("since", date(2026, 11, 15), False),
+    ],
+)
+def test_arrival_days_use_the_timestamps_own_zone(operator: str, day: date, expected: bool) -> None:
+    cond = DateTest("arrival", operator, day)  # type: ignore[arg-type]
+    assert holds(cond, fixture("received-chain.eml")) is expected
+
+
+@pytest.mark.parametrize(
+    ("operator", "day", "expected"),
+    [
+        ("sent_before", date(2026, 11, 17), True),  # 23:30 -0500 on the 16th, already the 17th in UTC
+        ("sent_since", date(2026, 11, 17), False),
+        ("sent_since", date(2026, 11, 16), True),
+        ("sent_before", date(2026, 11, 16), False),
+    ],
+)
+def test_sent_days_use_the_date_headers_own_zone(operator: str, day: date, expected: bool) -> None:
+    msg = message("Date: Mon, 16 Nov 2026 23:30:00 -0500", internaldate=NOW)
+    cond = DateTest("sent", operator.removeprefix("sent_"), day)  # type: ignore[arg-type]
+    assert holds(cond, msg) is expected
+
+
+@pytest.mark.parametrize("name", ["empty-headers.eml", "missing-date-from.eml"])
+@pytest.mark.parametrize("operator", ["before", "since"])
+def test_an_unreadable_or_absent_date_header_matches_no_sent_test(name: str, operator: str) -> None:
+    for day in (date(1970, 1, 1), date(9999, 1, 1)):
+        assert not holds(DateTest("sent", operator, day), fixture(name))  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- flags and structure
+
+EVERY_SYSTEM_FLAG = All(tuple(FlagTest(flag, True) for flag in SYSTEM_FLAGS.values()))
+
+
+@pytest.mark.parametrize(
+    ("flags", "cond", "expected"),
+    [
+        (["\\Seen"], FlagTest("\\Seen", True), True),
+        (["seen"], FlagTest("\\Seen", True), True),
+        (["\\SEEN"], FlagTest("\\Seen", True), True),
+        ([], FlagTest("\\Seen", True), False),
+        ([], FlagTest("\\Seen", False), True),
+        (["\\Seen"], FlagTest("\\Seen", False), False),
+        (["$invoice"], FlagTest("$Invoice", True), True),  # keywords compare case-insensitively
+        (["$Invoice"], FlagTest("$Other", True), False),
+        (["flagged", "answered", "draft", "deleted", "seen"], EVERY_SYSTEM_FLAG, True),
+        (["flagged", "answered", "draft", "deleted"], EVERY_SYSTEM_FLAG, False),
+    ],
+)
+def test_flag_tests(flags: list[str], cond: model.Condition, expected: bool) -> None:
+    assert holds(cond, message("Subject: x", flags=flags)) is expected
+
+
+@pytest.mark.parametrize(
+    ("name", "present", "expected"),
+    [
+        ("invoice-pdf.eml", True, True),
+        ("invoice-pdf.eml", False, False),
+        ("inline-image-cid.eml", True, False),
+        ("inline-image-cid.eml", False, True),
+    ],
+)
+def test_has_attachment(name: str, present: bool, expected: bool) -> None:
+    assert holds(AttachmentTest(present), fixture(name)) is expected
+
+
+# ---------------------------------------------------------------- combinators
+
+
+YES = header("Subject", "contains", "aus")
+NO = header("Subject", "contains", "nowhere")
+
+
+@pytest.mark.parametrize(
+    ("cond", "expected"),
+    [
+        (All(()), True),
+        (model.Any(()), False),
+        (All((YES, YES)), True),
+        (All((YES, NO)), False),
+        (model.Any((NO, YES)), True),
+        (model.Any((NO, NO)), False),
+        (Not(NO), True),
+        (Not(All(())), False),
+        (All((YES, model.Any((NO, Not(NO))))), True),
+    ],
+)
+def test_combinators(cond: model.Condition, expected: bool) -> None:
+    assert holds(cond, GRUSSE) is expected
+
+
+# ---------------------------------------------------------------- explanations
+
+
+def test_explain_names_the_header_the_value_and_the_pattern() -> None:
+    trace = explain(header("From", "contains", "github.com"), GITHUB, CTX)
+    assert trace == Trace(trace.node, True, "From: 'Mona Lisa <notifications@github.com>' contains 'github.com'")
+
+
+@pytest.mark.parametrize(
+    ("cond", "detail"),
+    [
+        (header("X-Absent", "contains", "x"), "X-Absent: absent"),
+        (header("X-GitHub-Reason", "is", "author"), "X-GitHub-Reason: no value is 'author' ('mention')"),
+        (address("From", "domain", "github.com"), "From: domain 'github.com' is or is under 'github.com'"),
+        (address("To", "address", "x@y"), "To: no address matches 'x@y' ('widgets@noreply.github.com')"),
+        (
+            list_id("is", "widgets.octo-org.github.com"),
+            "List-Id: list identifier 'widgets.octo-org.github.com' is 'widgets.octo-org.github.com'",
+        ),
+        (SizeTest("larger", 100), f"size {GITHUB.size} bytes > 100"),
+        (FlagTest("\\Seen", True), "flag \\Seen is not set"),
+        (AttachmentTest(False), "has no attachment"),
+        (DateTest("arrival", "since", date(2026, 11, 1)), "arrival day 2026-11-17 is since 2026-11-01"),
+        (
+            AgeTest("older_than", 30 * DAY),
+            "arrived 2026-11-17T09:14:03+00:00, 3 days, 0:45:57 before now: not older than 30 days, 0:00:00",
+        ),
+    ],
+)
+def test_explain_details(cond: model.Condition, detail: str) -> None:
+    assert explain(cond, GITHUB, CTX).detail == detail
+
+
+def test_explain_evaluates_every_child_without_short_circuit() -> None:
+    trace = explain(All((NO, YES, Not(YES))), GRUSSE, CTX)
+    assert [child.result for child in trace.children] == [False, True, False]
+    assert (trace.result, trace.detail) == (False, "all: 2 of 3 fail")
+    assert trace.children[2].children[0].result is True
+
+
+def test_a_trace_renders_as_indented_lines() -> None:
+    lines = explain(model.Any((NO, YES)), GRUSSE, CTX).lines()
+    assert lines[0] == "yes  any: 1 of 2 hold"
+    assert lines[1].startswith("    no   Subject: no value contains 'nowhere'")
+    assert lines[2].startswith("    yes  Subject: 'GRÜSSE aus der Straße' contains 'aus'")
+
+
+def test_a_naive_now_is_read_as_utc() -> None:
+    assert EvalContext(now=datetime(2026, 1, 1)).now == datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+
+ALL_LEAVES: list[model.Condition] = [
+    header(("To", "Cc", "Bcc"), "contains", "alice"),
+    header("Subject", "regex", r"\bre:"),
+    list_id("matches", "*.org"),
+    address("From", "domain", "example.com"),
+    address(("To", "Cc"), "display_name", "a"),
+    HeaderExists("header", ("List-Unsubscribe",), True),
+    BodyTest("body", "contains", ("the",)),
+    SizeTest("larger", 700),
+    AgeTest("newer_than", 7 * DAY),
+    DateTest("sent", "since", date(2026, 11, 15)),
+    AttachmentTest(True),
+]
+
+
+@pytest.mark.parametrize("name", sorted(path.name for path in FIXTURES.glob("*.eml")))
+def test_explain_and_matches_agree_on_every_fixture(name: str) -> None:
+    msg = fixture(name)
+    for cond in ALL_LEAVES:
+        assert explain(cond, msg, CTX).result is matches(cond, msg, CTX), cond
