@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import statistics
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 
 from tests.support.dovecot import Dovecot, User, parse_rawlog_commands, strip_rawlog_timestamps
 
+GNU_TIME = "/usr/bin/time"  # Debian package "time"
 RAWLOG_SETTLE = 5.0  # seconds to wait for the server to finish writing a closed session's rawlog
 
 
@@ -49,16 +49,21 @@ class Sample:
 
 
 def run_process(argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_dir: Path) -> Process:
-    """Run ``argv`` to completion; ``os.wait4`` gives this child's own rusage, not all children's."""
+    """Run ``argv`` to completion under GNU time, which reports the tool's own CPU and peak RSS.
+
+    ``os.wait4`` on a direct child would not do: Linux carries the forking process's
+    memory high-water mark into the child's ``ru_maxrss`` across exec, so a tool started
+    from this (large) process would report this process's memory instead of its own.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
-    out_path, err_path = log_dir / "stdout.txt", log_dir / "stderr.txt"
+    out_path, err_path, usage_path = log_dir / "stdout.txt", log_dir / "stderr.txt", log_dir / "usage.txt"
+    wrapped = [GNU_TIME, "--format", "%U %S %M", "--output", str(usage_path), "--", *argv]
     with out_path.open("wb") as out, err_path.open("wb") as err:
         start = time.perf_counter()
-        child = subprocess.Popen(list(argv), env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
-        _, status, usage = os.wait4(child.pid, 0)
+        proc = subprocess.run(wrapped, env=dict(env), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
         wall = time.perf_counter() - start
-    child.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen from waiting again
-    return Process(child.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss,
+    user, system, max_rss = usage_path.read_text().split()[-3:]  # after any "exited with status" line
+    return Process(proc.returncode, wall, float(user) + float(system), int(max_rss),
                    out_path.read_text(errors="replace"), err_path.read_text(errors="replace"))
 
 

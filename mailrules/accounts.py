@@ -14,12 +14,13 @@ import os
 import shlex
 import subprocess
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mailrules.errors import Loc, Problem, RuleFileError, UsageError
-from mailrules.loader import SchemaHints, load_yaml_document
 from mailrules.model import NOWHERE
-from mailrules.yamlsrc import LocIndex, Path
+
+if TYPE_CHECKING:  # the loader (YAML, jsonschema) is imported only when a file is read
+    from mailrules.yamlsrc import LocIndex, Path
 
 TlsMode = Literal["ssl", "starttls", "none"]
 DEFAULT_DELETE_THRESHOLD = 100
@@ -111,7 +112,9 @@ def load_accounts(path: str | os.PathLike[str] | None = None) -> Accounts:
     file = os.fspath(path) if path is not None else default_accounts_path()
     if not os.path.exists(file):
         raise UsageError(f"accounts file not found: {file}")
-    doc = load_yaml_document(file, "accounts", _HINTS)
+    from mailrules.loader import SchemaHints, load_yaml_document
+
+    doc = load_yaml_document(file, "accounts", SchemaHints(unknown_key=_password_key_hint))
     reader = _Reader(doc.locs, os.path.dirname(os.path.abspath(file)))
     accounts = tuple(reader.account(name, data) for name, data in doc.data["accounts"].items())
     default = doc.data.get("default")
@@ -131,7 +134,6 @@ def _password_key_hint(path: Path, key: str) -> str | None:
     return None
 
 
-_HINTS = SchemaHints(unknown_key=_password_key_hint)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,20 +43,21 @@ class RunRequest:
 
 
 def run_request(request: RunRequest, out: TextIO) -> int:
-    from mailrules.loader import load_ruleset
+    from mailrules.cache import load_ruleset_cached
 
-    loaded = load_ruleset(request.rules)
-    for warning in loaded.warnings:
+    state_path = _state_path(request)
+    ruleset, warnings = load_ruleset_cached(request.rules, state_path.parent / "cache")
+    for warning in warnings:
         print(warning, file=sys.stderr)
-    account = _account(request, loaded.ruleset)
+    account = _account(request, ruleset, state_path.parent / "cache")
     with ExitStack() as stack:
-        state = _state(request)
+        state = _state(state_path)
         stack.callback(state.close)
         if not request.dry_run:
             stack.enter_context(_lock(state, account.name))
         mailbox = open_mailbox(account, request.verbose)
         stack.callback(mailbox.close)
-        return _plan_and_maybe_run(request, loaded.ruleset, account, mailbox, state, out)
+        return _plan_and_maybe_run(request, ruleset, account, mailbox, state, out)
 
 
 def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account, mailbox: Mailbox,
@@ -129,14 +130,14 @@ def _check_threshold(plan: Plan, account: Account, confirmed: bool) -> None:
 # ---------------------------------------------------------------- edges
 
 
-def _account(request: RunRequest, ruleset: RuleSet) -> Account:
-    from mailrules.accounts import Account, load_accounts
+def _account(request: RunRequest, ruleset: RuleSet, cache_dir: Path) -> Account:
+    from mailrules.accounts import Account
+    from mailrules.cache import load_accounts_cached
 
     if request.maildir is not None:
         path = Path(request.maildir).resolve()
         return Account(name=f"maildir:{path}", imap=None, maildir=str(path), addresses=(), smtp=None)
-    accounts = load_accounts(request.accounts_file)
-    return accounts.pick(request.account or ruleset.account)
+    return load_accounts_cached(request.accounts_file, cache_dir).pick(request.account or ruleset.account)
 
 
 def open_mailbox(account: Account, verbose: int) -> Mailbox:
@@ -167,10 +168,16 @@ def _sender(account: Account):  # type: ignore[no-untyped-def]
                       ca_file=getattr(smtp, "ca_file", None))
 
 
-def _state(request: RunRequest) -> State:
-    from mailrules.state import State, default_state_path
+def _state_path(request: RunRequest) -> Path:
+    from mailrules.state import default_state_path
 
-    return State(Path(request.state_file) if request.state_file else default_state_path())
+    return Path(request.state_file) if request.state_file else default_state_path()
+
+
+def _state(path: Path) -> State:
+    from mailrules.state import State
+
+    return State(path)
 
 
 def _lock(state: State, account: str):  # type: ignore[no-untyped-def]

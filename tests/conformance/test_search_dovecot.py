@@ -11,6 +11,7 @@ by the local check (spec §2.1) but are invisible to Dovecot's SEARCH.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import email.header
 import itertools
@@ -78,11 +79,15 @@ class Mailbox:
 
 
 def _fill(dovecot: object, messages: Iterable[bytes]) -> Iterator[Mailbox]:
+    """A fresh account holding the messages, with flags and arrival times taken in turn."""
     user = dovecot.add_user()  # type: ignore[attr-defined]
-    for index, raw in enumerate(messages):
-        flags = FLAG_SETS[index % len(FLAG_SETS)]
-        dovecot.append(user, raw, flags=flags, internaldate=ARRIVALS[index % len(ARRIVALS)])  # type: ignore[attr-defined]
+    items = [
+        {"msg": raw, "flags": FLAG_SETS[index % len(FLAG_SETS)], "date": ARRIVALS[index % len(ARRIVALS)]}
+        for index, raw in enumerate(messages)
+    ]
     with dovecot.client(user) as imap:  # type: ignore[attr-defined]
+        for start in range(0, len(items), 500):
+            imap.multiappend("INBOX", items[start : start + 500])
         imap.select_folder("INBOX", readonly=True)
         yield Mailbox(imap, _fetch_views(imap))
 
@@ -193,7 +198,7 @@ def check(box: Mailbox, conditions: Iterable[Condition], local_matches: Local | 
     runs = 0
     for cond in dict.fromkeys(conditions):
         query = to_search(cond, now=NOW)
-        key = (query.criteria, query.needs_utf8)
+        key = query.keys
         if key not in answers:
             answers[key] = set(box.imap.search(list(query.criteria), charset="UTF-8" if query.needs_utf8 else None))
         server, local = answers[key], local_matches(cond)
@@ -250,20 +255,43 @@ def unicode_mailbox(dovecot: object) -> Iterator[Mailbox]:
     yield from _fill(dovecot, messages)
 
 
+class _Haystack:
+    """Every subject, casefolded, in one string: finds the subjects containing a needle at C speed.
+
+    ``contains`` is a casefolded substring test (spec §2.1); the test checks that this
+    agrees with the matcher's own predicate on a sample before relying on it.
+    """
+
+    def __init__(self, views: dict[int, MessageView]):
+        self.uids = list(views)
+        self.values = [views[uid].subject for uid in self.uids]
+        self.text = "\x00".join(value.casefold() for value in self.values)
+        self.starts = list(itertools.accumulate((len(value.casefold()) + 1 for value in self.values), initial=0))
+
+    def containing(self, needle: str) -> set[int]:
+        found, wanted, at = set(), needle.casefold(), self.text.find(needle.casefold())
+        while at >= 0 and wanted:
+            index = bisect.bisect_right(self.starts, at) - 1
+            found.add(self.uids[index])
+            at = self.text.find(wanted, self.starts[index + 1])
+        return found
+
+    def by_matcher(self, needle: str) -> set[int]:
+        predicate = string_predicate("contains", needle, False)
+        return {uid for uid, value in zip(self.uids, self.values) if predicate(value, value.casefold())}
+
+
 @pytest.mark.slow
 def test_every_case_relation_of_unicode(unicode_mailbox: Mailbox) -> None:
-    """Subjects with every cased character (and one followed by a mark): needles in all their case forms."""
+    """Subjects with every cased character (and one followed by a mark); needles in other case forms and parts."""
     needles = set()
     for view in unicode_mailbox.views.values():
         folded = view.subject.casefold()
-        needles |= {view.subject, folded, view.subject.upper(), folded[1:], folded[:-1], folded[2:5]}
+        needles |= {view.subject.upper(), folded[1:-1], folded[2:-2]}
+    haystack = _Haystack(unicode_mailbox.views)
+    for needle in sorted(needles)[::97]:
+        assert haystack.containing(needle) == haystack.by_matcher(needle), needle
     conditions = [HeaderTest("subject", ("Subject",), "contains", (needle,)) for needle in sorted(needles)]
-    subjects = [(uid, view.subject, view.subject.casefold()) for uid, view in unicode_mailbox.views.items()]
-
-    def local_matches(cond: Condition) -> set[int]:  # the matcher's own predicate, without the per-message overhead
-        predicate = string_predicate("contains", cond.values[0], False)  # type: ignore[attr-defined]
-        return {uid for uid, value, folded in subjects if predicate(value, folded)}
-
-    runs, unexplained, explained = check(unicode_mailbox, conditions, local_matches)
+    runs, unexplained, explained = check(unicode_mailbox, conditions, lambda cond: haystack.containing(cond.values[0]))  # type: ignore[attr-defined]
     assert runs > 5000
     assert not unexplained and not explained, _report(unexplained + explained, unicode_mailbox)

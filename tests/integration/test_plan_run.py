@@ -229,3 +229,25 @@ def test_age_rules_follow_now(space: Workspace, dovecot: Dovecot) -> None:
     plan = json.loads(space.plan("--now", earlier, "--json").stdout)
     inbox = next(folder for folder in plan["folders"] if folder["folder"] == "INBOX")
     assert inbox["deletions"] == []  # on Sept 15 the newsletter was only two weeks old
+
+
+def test_search_and_local_strategies_plan_the_same(space: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mailrules.planner as planner
+
+    def operations(result) -> list[object]:  # type: ignore[no-untyped-def]
+        plan = json.loads(result.stdout)
+        keys = ("flag_changes", "copies", "moves", "deletions")
+        return [{key: folder[key] for key in keys} | {"folder": folder["folder"]} for folder in plan["folders"]]
+
+    space.write_rules(RULES.split("  - name: gruesse")[0])  # unpushable (casefold): it would make SEARCH return all
+    local = space.plan("--now", NOW, "--json")
+    monkeypatch.setattr(planner, "LOCAL_SCAN_LIMIT", 0)
+    monkeypatch.setattr(planner, "SEARCHES_PER_FETCH", 10_000)
+    searched = space.plan("--now", NOW, "--json")
+    assert local.code == searched.code == 0
+    assert operations(local) == operations(searched)
+    space.write_rules(RULES.split("  - name: invoices")[0])
+    narrowed = json.loads(space.plan("--now", NOW, "--json").stdout)
+    # SEARCH FROM github.com returns the two notifications and evilgithub.com, which the local check rejects.
+    assert narrowed["folders"][0]["candidates"] == 3
+    assert len(narrowed["folders"][0]["moves"][0]["uids"]) == 2

@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import io
 import os
+import sys
 import tempfile
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 from tests.support.dovecot import Dovecot, User
 
@@ -69,16 +72,63 @@ class CliResult:
 
 
 def run_cli(args: Sequence[str]) -> CliResult:
-    """``mailrules ARGS`` in this process, with its output captured."""
+    """``mailrules ARGS`` in this process, with its output captured (per thread inside ``threads_output()``)."""
     from mailrules.cli import main
 
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with _captured(out, err):
         try:
             code = main(list(args))
         except SystemExit as exc:  # argparse exits on usage errors
             code = int(exc.code or 0)
     return CliResult(code, out.getvalue(), err.getvalue())
+
+
+class _PerThreadStream(io.TextIOBase):
+    """Stands in for sys.stdout/sys.stderr: each thread writes to the buffer it registered."""
+
+    def __init__(self, fallback: TextIO):
+        self.fallback = fallback
+        self.local = threading.local()
+
+    def target(self) -> TextIO:
+        return getattr(self.local, "buffer", None) or self.fallback
+
+    def write(self, text: str) -> int:
+        return self.target().write(text)
+
+    def flush(self) -> None:
+        self.target().flush()
+
+    def isatty(self) -> bool:
+        return False
+
+
+@contextlib.contextmanager
+def threads_output() -> Iterator[None]:
+    """Let several threads call ``run_cli`` at once: redirect_stdout swaps one global for everyone."""
+    saved = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = _PerThreadStream(sys.stdout), _PerThreadStream(sys.stderr)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stdout, sys.stderr = saved
+
+
+@contextlib.contextmanager
+def _captured(out: io.StringIO, err: io.StringIO) -> Iterator[None]:
+    streams = sys.stdout, sys.stderr
+    if not all(isinstance(stream, _PerThreadStream) for stream in streams):
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            yield
+        return
+    for stream, buffer in zip(streams, (out, err)):
+        stream.local.buffer = buffer  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        for stream in streams:
+            stream.local.buffer = None  # type: ignore[union-attr]
 
 
 def accounts_yaml(host: str, port: int, username: str, *, tls: str = "none", ca_file: Path | None = None,

@@ -138,6 +138,16 @@ def test_reconnecting_client_is_served_after_the_cut(dovecot: Dovecot, fresh_use
             assert imap.select_folder("INBOX")[b"EXISTS"] == 1
 
 
+def test_a_server_that_stays_down_refuses_every_later_connection(dovecot: Dovecot, fresh_user: User) -> None:
+    with FaultProxy(dovecot.host, dovecot.port, cut=Cut(3, "after", stay_down=True)) as proxy:
+        with pytest.raises(CONNECTION_ERRORS), session(proxy, fresh_user) as imap:
+            imap.select_folder("INBOX")
+            imap.noop()
+        with pytest.raises(CONNECTION_ERRORS):
+            IMAPClient(proxy.host, port=proxy.port, ssl=False, timeout=5)
+    assert len(proxy.commands) == 3  # nothing after the cut reached the server
+
+
 def test_before_command_hook_holds_a_command_until_released(dovecot: Dovecot, fresh_user: User) -> None:
     dovecot.append(fresh_user, MESSAGE)
     reached, release = threading.Event(), threading.Event()

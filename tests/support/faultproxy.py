@@ -8,7 +8,8 @@ included), so "the k-th command" means the same thing in every run of a test.  A
 ``after``         the server carries it out, but its tagged answer never reaches the client;
 ``mid_response``  the client receives only part of the server's answer.
 
-Only one cut fires per proxy: a client that reconnects afterwards is served normally.
+Only one cut fires per proxy: a client that reconnects afterwards is served normally,
+unless the cut says the server stays down.
 The proxy can also slow every answer down (``response_delay``) or stop a command in its
 tracks until a test has done something (``before_command``), to let other clients
 interfere at a known point of a run.  Everything the clients sent is kept
@@ -40,10 +41,15 @@ _CHUNK = 65536
 
 @dataclass(frozen=True, slots=True)
 class Cut:
-    """Drop the connection at the ``command``-th client command (1-based, counted over all connections)."""
+    """Drop the connection at the ``command``-th client command (1-based, counted over all connections).
+
+    With ``stay_down`` every later connection is closed at once, as if the server had
+    gone away: the client can't finish its work by reconnecting.
+    """
 
     command: int
     variant: Variant
+    stay_down: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +210,9 @@ class FaultProxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            if self.cut is not None and self.cut.stay_down and self.cut_fired.is_set():
+                _close(client)
+                continue
             try:
                 server = socket.create_connection(self.upstream, timeout=30)
             except OSError:
