@@ -27,9 +27,9 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import mailbox, mailgen, reference, report  # noqa: E402
-from benchmarks.measure import measure  # noqa: E402
+from benchmarks.measure import GNU_TIME, measure  # noqa: E402
 from benchmarks.reference import EndState, Outcome, Stored  # noqa: E402
-from benchmarks.tools import BENCH_DIR, REPO, Imapfilter, Mailrules, Phase, Server, Tool  # noqa: E402
+from benchmarks.tools import BENCH_DIR, IMAPFILTER, REPO, Imapfilter, Mailrules, Phase, Server, Tool  # noqa: E402
 from tests.support.dovecot import Dovecot, User, missing_reason  # noqa: E402
 
 LARGE = 100_000
@@ -181,6 +181,15 @@ def make_tools(names: Sequence[str], server: Server, work: Path) -> tuple[Tool, 
     return tuple(tools)
 
 
+def missing_program(tool_names: Sequence[str]) -> str | None:
+    """Why a program the benchmark runs is not there, or None."""
+    needed = {GNU_TIME: "time", **({IMAPFILTER: "imapfilter"} if "imapfilter" in tool_names else {})}
+    for path, package in needed.items():
+        if not Path(path).exists():
+            return f"{path} not found: install Debian's {package}"
+    return None
+
+
 def progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -211,7 +220,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    reason = missing_reason()
+    reason = missing_reason() or missing_program(args.tool_list)
     if reason is not None:
         print(f"benchmarks: {reason}", file=sys.stderr)
         return 2

@@ -77,6 +77,7 @@ class FolderReport:
     deleted: int = 0
     sent: int = 0
     failed_sends: list[str] = field(default_factory=list)
+    held: set[int] = field(default_factory=set)  # UIDs kept in place because their send failed
 
 
 @dataclass
@@ -103,9 +104,12 @@ def execute_plan(plan: Plan, mailbox: Mailbox, journal: Journal, *, sender: Send
     for folder_plan in plan.folders:
         if progress:
             progress(folder_plan.folder)
-        report.folders.append(_execute_folder(folder_plan, mailbox, journal, sender))
-        # Everything below UIDNEXT-at-planning has now been through the rules once.
-        journal.folder_seen(folder_plan.folder, folder_plan.uidvalidity, folder_plan.uidnext - 1)
+        folder_report = _execute_folder(folder_plan, mailbox, journal, sender)
+        report.folders.append(folder_report)
+        # Everything below UIDNEXT-at-planning has been through the rules, except messages held
+        # back by a failed send: --new-only must look at those again.
+        seen = min(folder_report.held, default=folder_plan.uidnext) - 1
+        journal.folder_seen(folder_plan.folder, folder_plan.uidvalidity, seen)
     report.notices.extend(getattr(mailbox, "notices", []))
     return report
 
@@ -142,11 +146,14 @@ def _execute_folder(plan: FolderPlan, mailbox: Mailbox, journal: Journal, sender
     for transfer in plan.copies:
         report.copied += step.copy(transfer)
     held = _send_all(plan, mailbox, journal, sender, report)
+    report.held = held
     for transfer in plan.moves:
         uids = tuple(uid for uid in transfer.uids if uid not in held)
         step.move(transfer, uids)
-        setattr(report, "trashed" if transfer.kind == "trash" else "moved",
-                getattr(report, "trashed" if transfer.kind == "trash" else "moved") + len(uids))
+        if transfer.kind == "trash":
+            report.trashed += len(uids)
+        else:
+            report.moved += len(uids)
     deletions = tuple(uid for uid in plan.deletions if uid not in held)
     step.delete(deletions)
     report.deleted += len(deletions)

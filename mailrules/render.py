@@ -111,7 +111,7 @@ def render_report(report: RunReport) -> str:
     lines = [f"Created folder {name}" for name in report.created]
     totals: dict[str, int] = {}
     for folder in report.folders:
-        counts = {k: v for k, v in asdict(folder).items() if isinstance(v, int) and v}
+        counts = {k: v for k, v in asdict(folder).items() if type(v) is int and v}
         for key, value in counts.items():
             totals[key] = totals.get(key, 0) + value
         if counts:
@@ -124,4 +124,7 @@ def render_report(report: RunReport) -> str:
 
 
 def report_to_json(report: RunReport) -> dict[str, Any]:
-    return asdict(report) | {"failures": report.failures}
+    data = asdict(report) | {"failures": report.failures}
+    for folder in data["folders"]:
+        folder["held"] = sorted(folder["held"])
+    return data

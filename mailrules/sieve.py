@@ -94,10 +94,6 @@ def _join(parts: Sequence[Sieve], separator: str, before: str = "", after: str =
     )
 
 
-def _with(sieve: Sieve, *requires: str, notes: Iterable[str] = ()) -> Sieve:
-    return Sieve(sieve.text, sieve.requires | set(requires), sieve.notes + tuple(notes))
-
-
 # ---------------------------------------------------------------- strings
 
 

@@ -16,6 +16,7 @@ from mailrules.model import (
     AgeTest,
     All,
     Any,
+    BodyTest,
     Condition,
     Copy,
     DateTest,
@@ -148,14 +149,30 @@ COPY_THEN_DELETE = RuleSet(
     )
 )
 
+BODY = probes(
+    body_contains=BodyTest("body", "contains", ("prize",)),
+    body_plain_and_html=BodyTest("body", "contains", ("20% off",)),
+    body_regex=BodyTest("body", "regex", (r"Total: [0-9]+\.[0-9]{2}",), case_sensitive=True),
+    body_markup=BodyTest("body", "contains", ("flash offer",)),
+    body_entity=BodyTest("body", "contains", ("offer & more",)),
+)
+
 CASES: dict[str, RuleSet] = {
     "strings": STRINGS,
     "addresses": ADDRESSES,
     "case": CASE,
     "sizes-and-dates": SIZES_AND_DATES,
+    "body": BODY,
     "flags": FLAGS,
     "filing": FILING,
     "copy-then-delete": COPY_THEN_DELETE,
+}
+
+# Probes that match no message on purpose: both sides must agree on "no".
+PROBES_MATCHING_NOTHING: dict[str, set[str]] = {
+    "addresses": {"group_has_no_address", "display_notifications"},  # the latter only in Sieve, see below
+    "case": {"ascii_case_sensitive_miss"},
+    "sizes-and-dates": {"arrived_before", "older_than_a_day"},
 }
 
 # (case, message) -> why Sieve and mailrules legitimately disagree there.
@@ -165,4 +182,6 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("case", "grusse.eml"): f"{_ASCII_ONLY}: 'KÖLN' vs 'Köln'; {_SHARP_S}: 'GRÜSSE' vs 'Grüße'",
     ("case", "grusse-upper.eml"): f"{_ASCII_ONLY}: 'grüße'/'jürgen' vs 'GRÜSSE'/'JÜRGEN'",
     ("addresses", "github.eml"): "display_name has no Sieve address part: the whole From header contains 'notifications'",
+    ("body", "newsletter-html.eml"): "Pigeonhole's HTML-to-text for body :text does not decode entities (&amp;, &nbsp;) "
+    "as mailrules' visible text does (spec §7)",
 }

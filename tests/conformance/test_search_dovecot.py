@@ -19,7 +19,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -250,7 +250,9 @@ def _case_classes() -> list[set[str]]:
 @pytest.fixture(scope="module")
 def unicode_mailbox(dovecot: object) -> Iterator[Mailbox]:
     members = sorted({member for group in _case_classes() for member in group})
-    values = [f"qa{member}zb" for member in members] + [f"qa{m}\u0323zb" for m in members if len(m) == 1]
+    # a mark after a precomposed letter is where servers reorder marks (canonical ordering)
+    values = [f"qa{member}zb" for member in members]
+    values += [f"qa{m}\u0323zb" for m in members if len(m) == 1 and unicodedata.decomposition(m)]
     messages = [f"From: a@b.example\r\nSubject: {email.header.Header(v, 'utf-8').encode()}\r\n\r\nx\r\n".encode() for v in values]
     yield from _fill(dovecot, messages)
 

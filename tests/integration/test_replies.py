@@ -213,3 +213,17 @@ def test_redirect_resends_the_original_once(tmp_path: Path, dovecot: Dovecot, im
     assert sent.data.replace(b"\r\n", b"\n").endswith(original.replace(b"\r\n", b"\n"))
     resent = email.message_from_bytes(sent.data, policy=default_policy)
     assert resent["Resent-To"] == "accounting@example.com"
+
+
+def test_a_failed_send_is_retried_by_a_new_only_run(tmp_path: Path, dovecot: Dovecot, imap_user: User,
+                                                     smtp: RecordingSMTP) -> None:
+    space = space_for(tmp_path, imap_user, smtp)
+    dovecot.deliver(imap_user, ticket("Urgent"))
+    smtp.stop()
+    try:
+        assert space.run("--now", NOW, "--new-only").code == 1
+    finally:
+        smtp.start()
+    assert space.run("--now", NOW, "--new-only").code == 0
+    assert len(smtp.messages) == 1
+    assert len(snapshot(dovecot, imap_user)["Tickets"]) == 1
