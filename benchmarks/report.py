@@ -127,7 +127,9 @@ def _filing(outcome: Outcome) -> str:
 
 
 def machine() -> str:
-    return f"{os.cpu_count()} CPUs ({cpu_model()}), {memory_gib():.0f} GiB RAM, {platform.platform()}"
+    load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
+    return (f"{os.cpu_count()} CPUs ({cpu_model()}), {memory_gib():.0f} GiB RAM, {platform.platform()}; "
+            f"load average when the results were written: {load}")
 
 
 def cpu_model() -> str:

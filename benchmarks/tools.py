@@ -91,7 +91,8 @@ class Mailrules:
             Path(f"{self.state_file}{suffix}").unlink(missing_ok=True)
 
     def version(self) -> str:
-        return _output([self.python, "-m", "mailrules", "--version"], self.environment())
+        revision = _output(["git", "-C", str(REPO), "describe", "--always", "--dirty"], self.environment())
+        return f"{_output([self.python, '-m', 'mailrules', '--version'], self.environment())} (git {revision})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,6 +30,9 @@ SUMMARY_NEEDS = FetchNeeds(headers=frozenset({"from", "subject", "date", "messag
 LOCAL_SCAN_LIMIT = 5_000
 # One header FETCH of a folder costs the server about as much as this many SEARCHes of it.
 SEARCHES_PER_FETCH = 8
+# Gmail's capability: its header SEARCH matches whole words, so `invoice` misses `invoices`;
+# only a header's presence may narrow there.
+WORD_SEARCH = "X-GM-EXT-1"
 
 SendPreparer = Callable[[Send, "MessageView"], Send]
 
@@ -112,7 +115,8 @@ def _plan_folder(ctx: _Context, folder: str, rules: list[Rule]) -> FolderPlan:
     if min_uid >= status.uidnext or status.exists == 0:
         return _finish(builder, status, min_uid, 0)
     exact_search = getattr(ctx.mailbox, "exact_search", True)
-    queries = _queries(rules, ctx.options.now, exact_search=exact_search)
+    queries = _queries(rules, ctx.options.now, exact_search=exact_search,
+                       header_strings=WORD_SEARCH not in ctx.mailbox.capabilities)
     local = not exact_search or evaluate_locally(queries, _scan_size(status, min_uid))
     candidates = _local_candidates if local else _searched_candidates
     eval_ctx = EvalContext(now=ctx.options.now)
@@ -214,9 +218,10 @@ def _first_uid_to_scan(ctx: _Context, status: FolderStatus) -> int:
     return known[1] + 1
 
 
-def _queries(rules: Sequence[Rule], now: datetime, *, exact_search: bool) -> list[SearchQuery]:
+def _queries(rules: Sequence[Rule], now: datetime, *, exact_search: bool, header_strings: bool) -> list[SearchQuery]:
     volatile = volatile_flags_before(rules)
-    queries = [to_search(rule.when, volatile_flags=flags, now=now) for rule, flags in zip(rules, volatile)]
+    queries = [to_search(rule.when, volatile_flags=flags, now=now, header_strings=header_strings)
+               for rule, flags in zip(rules, volatile)]
     # A store whose search only pre-filters (Maildir) can't settle any rule by itself.
     return queries if exact_search else [replace(query, exact=False) for query in queries]
 

@@ -63,6 +63,8 @@ from mailrules.model import (
 class SieveUnsupported(MailrulesError):
     """Rules that have no Sieve equivalent; ``problems`` names each one with its location."""
 
+    exit_code = 2  # like any other rule file that can't be compiled as asked
+
     def __init__(self, problems: Sequence[Problem]):
         self.problems = tuple(sorted(problems, key=lambda p: (p.loc, p.message)))
         super().__init__("cannot export to Sieve:\n" + "\n".join(str(p) for p in self.problems))

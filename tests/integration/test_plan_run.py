@@ -251,3 +251,19 @@ def test_search_and_local_strategies_plan_the_same(space: Workspace, monkeypatch
     # SEARCH FROM github.com returns the two notifications and evilgithub.com, which the local check rejects.
     assert narrowed["folders"][0]["candidates"] == 3
     assert len(narrowed["folders"][0]["moves"][0]["uids"]) == 2
+
+
+def test_a_word_matching_server_is_never_sent_header_text(tmp_path: Path, dovecot: Dovecot, dovecot_factory,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import mailrules.planner as planner
+
+    monkeypatch.setattr(planner, "LOCAL_SCAN_LIMIT", 0)  # take the SEARCH path
+    gmail_like = dovecot_factory(capability=" ".join(dovecot.capabilities(dovecot.add_user()) + ["X-GM-EXT-1"]))
+    user = gmail_like.add_user()
+    seed(gmail_like, user)
+    space = workspace(tmp_path, user, RULES.split("  - name: invoices")[0])
+    plan = json.loads(space.plan("--now", NOW, "--json").stdout)
+    assert len(plan["folders"][0]["moves"][0]["uids"]) == 2
+    sent = b"".join(path.read_bytes() for path in user.rawlog_dir.glob("*.in"))
+    assert b"UID SEARCH" in sent
+    assert b"github" not in sent.lower()  # only `HEADER From ""`: presence, never a word to match

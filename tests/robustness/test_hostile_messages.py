@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -152,6 +153,21 @@ def test_explain_answers_for_every_hostile_message(rules_file: Path, corpus_dir:
     assert answer["outcome"]["folders"] in (["INBOX"], ["INBOX", "Big"], ["Big", "INBOX"])  # type: ignore[index]
 
 
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\x9b]")  # all but tab and newline; \x9b is an 8-bit CSI
+
+
+def control_characters(text: str) -> list[str]:
+    return sorted({repr(char) for char in CONTROL.findall(text)})
+
+
+@pytest.mark.parametrize("name", hostile_names())
+def test_explain_never_passes_control_characters_to_the_terminal(rules_file: Path, corpus_dir: Path, name: str) -> None:
+    """A Subject can carry escape sequences that retitle, clear or rewrite a terminal."""
+    result = run_cli(["explain", str(rules_file), str(corpus_dir / f"{name}.eml"), "--now", NOW])
+    assert result.code == 0, result.stderr[-2000:]
+    assert not control_characters(result.output), f"{name}: {control_characters(result.output)}"
+
+
 # ---------------------------------------------------------------- a real run on Dovecot
 
 
@@ -199,6 +215,26 @@ def test_a_real_run_sorts_normal_mail_next_to_hostile_mail(
     assert inbox + server_sizes(dovecot, fresh_user, "Reports") == before
     expected_big = Counter({size: count for size, count in inbox.items() if size > BIG})
     assert server_sizes(dovecot, fresh_user, "Big") == expected_big
+
+
+def one_rule_per_message(corpus: dict[str, bytes]) -> str:
+    """A rule for each Message-ID, so the plan lists every message among its examples."""
+    ids = sorted({match.group(1).decode() for raw in corpus.values()
+                  for match in re.finditer(rb"(?im)^Message-ID: *(<[!-~]+>)", raw)})
+    rules = "".join(f"  - name: m{number}\n    when: {{header: {{name: Message-ID, is: '{mid}'}}}}\n"
+                    f"    then: [{{flag: $Noted}}]\n" for number, mid in enumerate(ids))
+    return "version: 1\nrules:\n" + rules + "  - name: everything\n    when: all\n    then: [{flag: $All}]\n"
+
+
+def test_the_plan_never_passes_control_characters_to_the_terminal(
+        dovecot: Dovecot, fresh_user: User, corpus: dict[str, bytes], tmp_path: Path) -> None:
+    for raw in corpus.values():
+        dovecot.deliver(fresh_user, raw)
+    ws = workspace(tmp_path, one_rule_per_message(corpus)).point_at(dovecot.host, dovecot.port, fresh_user)
+    result = run_cli(ws.run_args("--now", NOW, command="plan"))
+    assert result.code == 0, result.output[-3000:]
+    assert "terminal-escapes" in result.output or "cleared" in result.output  # the dangerous one is listed
+    assert not control_characters(result.output), control_characters(result.output)
 
 
 # ---------------------------------------------------------------- catastrophic backtracking

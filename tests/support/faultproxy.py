@@ -250,6 +250,7 @@ class _Connection:
         self.server = server
         self.closed = threading.Event()
         self._watched_tag: bytes | None = None  # the command whose answer is to be cut
+        self._starttls_tag: bytes | None = None  # once set, the connection turns into TLS
         self._watch_lock = threading.Lock()
 
     def start(self) -> None:
@@ -278,6 +279,10 @@ class _Connection:
     def _client_to_server(self) -> None:
         splitter = ImapSplitter()
         for data in self._chunks(self.client):
+            if self._starttls_tag is not None:  # a TLS stream now: relayed unread, commands no longer counted
+                if not self._send(self.server, data):
+                    break
+                continue
             for piece in splitter.feed(data):
                 if not self._forward_command_piece(piece):
                     self.close()
@@ -296,23 +301,28 @@ class _Connection:
                     return False
                 with self._watch_lock:
                     self._watched_tag = command.tag
+            if command.name == "STARTTLS":
+                self._starttls_tag = command.tag
         self.proxy._record(piece.data)
-        try:
-            self.server.sendall(piece.data)
-        except OSError:
-            return False
-        return True
+        return self._send(self.server, piece.data)
 
     # ---------------------------------------------------------------- server -> client
 
     def _server_to_client(self) -> None:
         splitter = ImapSplitter()
         held: list[bytes] = []  # the watched command's answer, kept back for a mid-response cut
+        encrypted = False
         for data in self._chunks(self.server):
+            if encrypted:
+                if not self._send(self.client, data):
+                    break
+                continue
             for piece in splitter.feed(data):
                 if not self._relay_answer_piece(piece, held):
                     self.close()
                     return
+                if self._starttls_tag is not None and is_tagged(piece, self._starttls_tag):
+                    encrypted = True  # the answer to STARTTLS is the last clear text; the handshake follows
 
     def _relay_answer_piece(self, piece: Piece, held: list[bytes]) -> bool:
         with self._watch_lock:
@@ -321,7 +331,7 @@ class _Connection:
             assert self.proxy.cut is not None
             if self.proxy.cut.variant == "mid_response":
                 answer = b"".join(held) + piece.data
-                self._send_to_client(answer[: max(1, len(answer) // 2)])
+                self._send(self.client, answer[: max(1, len(answer) // 2)])
             return False
         if watched is not None and self.proxy.cut is not None and self.proxy.cut.variant == "mid_response" \
                 and not is_continuation(piece):
@@ -329,11 +339,11 @@ class _Connection:
             return True
         if piece.starts_unit and not piece.data.startswith((b"*", b"+")) and self.proxy.response_delay:
             time.sleep(self.proxy.response_delay)
-        return self._send_to_client(piece.data)
+        return self._send(self.client, piece.data)
 
-    def _send_to_client(self, data: bytes) -> bool:
+    def _send(self, sock: socket.socket, data: bytes) -> bool:
         try:
-            self.client.sendall(data)
+            sock.sendall(data)
         except OSError:
             return False
         return True
