@@ -45,7 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mailrules", description="Sieve-like mail filtering driven by YAML rules.")
-    parser.add_argument("--version", action="version", version=f"mailrules {_version()}")
+    parser.add_argument("--version", action=_ShowVersion)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_validate(commands)
     _add_explain(commands)
@@ -55,6 +55,17 @@ def _parser() -> argparse.ArgumentParser:
         _add_mailbox_command(commands, name)
     _add_history(commands)
     return parser
+
+
+class _ShowVersion(argparse.Action):
+    """``--version``, looked up only when asked for: importlib.metadata costs every run ~20 ms."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object):
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(f"mailrules {_version()}")
+        parser.exit()
 
 
 def _version() -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mailrules.execute import RunReport
 from mailrules.plan import FolderPlan, Plan, Send, Transfer
 from mailrules.uidset import uid_ranges
+
+if TYPE_CHECKING:
+    from mailrules.execute import RunReport
 
 UIDS_SHOWN = 60  # characters of a UID set shown in text; --json has all of them
 

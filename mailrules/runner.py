@@ -62,12 +62,13 @@ def run_request(request: RunRequest, out: TextIO) -> int:
 
 def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account, mailbox: Mailbox,
                         state: State, out: TextIO) -> int:
-    from mailrules.execute import execute_plan, recover
     from mailrules.render import plan_to_json, render_plan
 
     journal = StateJournal(state, account.name, request.now)
     pending = journal.pending()
     if pending and not request.dry_run:
+        from mailrules.execute import recover
+
         for note in recover(mailbox, journal, pending):
             print(f"recovered: {note}", file=sys.stderr)
     plan = make_plan(request, ruleset, account, mailbox, state)
@@ -80,6 +81,8 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
     _check_threshold(plan, account, request.confirmed)
     if not request.as_json:
         print(render_plan(plan), file=out)
+    from mailrules.execute import execute_plan
+
     journal.begin(plan)
     try:
         report = execute_plan(plan, mailbox, journal, sender=_sender(account), progress=_progress())

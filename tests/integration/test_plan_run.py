@@ -232,7 +232,7 @@ def test_age_rules_follow_now(space: Workspace, dovecot: Dovecot) -> None:
 
 
 def test_search_and_local_strategies_plan_the_same(space: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
-    import mailrules.planner as planner
+    import mailrules.scan as planner
 
     def operations(result) -> list[object]:  # type: ignore[no-untyped-def]
         plan = json.loads(result.stdout)
@@ -255,7 +255,7 @@ def test_search_and_local_strategies_plan_the_same(space: Workspace, monkeypatch
 
 def test_a_word_matching_server_is_never_sent_header_text(tmp_path: Path, dovecot: Dovecot, dovecot_factory,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    import mailrules.planner as planner
+    import mailrules.scan as planner
 
     monkeypatch.setattr(planner, "LOCAL_SCAN_LIMIT", 0)  # take the SEARCH path
     gmail_like = dovecot_factory(capability=" ".join(dovecot.capabilities(dovecot.add_user()) + ["X-GM-EXT-1"]))
@@ -267,3 +267,49 @@ def test_a_word_matching_server_is_never_sent_header_text(tmp_path: Path, doveco
     sent = b"".join(path.read_bytes() for path in user.rawlog_dir.glob("*.in"))
     assert b"UID SEARCH" in sent
     assert b"github" not in sent.lower()  # only `HEADER From ""`: presence, never a word to match
+
+
+def test_trashing_more_than_the_threshold_needs_yes(tmp_path: Path, dovecot: Dovecot, imap_user: User) -> None:
+    for index in range(5):
+        dovecot.deliver(imap_user, make_message(f"old {index}"))
+    space = workspace(tmp_path, imap_user, "version: 1\nrules:\n  - name: purge\n    when: {subject: old}\n"
+                                           "    then: [trash]\n", extra="    delete_threshold: 3\n")
+    before = snapshot(dovecot, imap_user)
+    refused = space.run("--now", NOW)
+    assert refused.code == 4
+    assert "would trash or delete 5 messages (more than 3)" in refused.stderr
+    assert snapshot(dovecot, imap_user) == before
+    assert space.run("--now", NOW, "--yes").code == 0
+    assert len(snapshot(dovecot, imap_user)["Trash"]) == 5
+
+
+def test_history_lists_the_runs(space: Workspace) -> None:
+    from tests.support.workspace import run_cli
+
+    assert space.run("--now", NOW).code == 0
+    assert space.run("--now", NOW, "--new-only").code == 0
+    history = run_cli(["history", "--state", str(space.state)])
+    assert history.code == 0
+    lines = history.stdout.splitlines()
+    assert len(lines) == 2 and "run-new" in lines[0] and " ok " in lines[0]
+    assert "operation(s)" in lines[1]
+
+
+def test_verbose_shows_the_imap_commands_without_the_password(space: Workspace) -> None:
+    result = space.run("--now", NOW, "-v")
+    assert result.code == 0
+    assert "imap> LOGIN " in result.stderr and "UID MOVE" in result.stderr
+    assert space.user.password not in result.output
+
+
+def test_a_server_without_uidplus_leaves_deletions_flagged_and_says_so(tmp_path: Path, dovecot_factory) -> None:
+    server = dovecot_factory(without=("MOVE", "UIDPLUS"))
+    user = server.add_user()
+    seed(server, user)
+    space = workspace(tmp_path, user, RULES)
+    result = space.run("--now", NOW)
+    assert result.code == 0, result.output
+    assert "UIDPLUS" in result.stdout
+    assert "EXPUNGE" not in server.rawlog_commands(user)  # never a plain EXPUNGE
+    inbox = snapshot(server, user)["INBOX"]
+    assert sum("\\Deleted" in flags for _, flags in inbox) == 5  # 4 moved (copied) + 1 deleted, all still there
