@@ -318,7 +318,8 @@ def _wrap(paragraph: str, width: int = 72) -> str:
 
 
 def attachment_part(rng: random.Random, pools: Pools, filename: str, size: int) -> str:
-    start = rng.randrange(0, len(pools.blob) - size) if size < len(pools.blob) else 0
+    size = min(size, len(pools.blob)) // 4 * 4  # whole base64 quanta, so the part decodes cleanly
+    start = rng.randrange(0, len(pools.blob) - size + 1) // 4 * 4
     data = pools.blob[start:start + size]
     lines = "\n".join(data[i:i + 76] for i in range(0, len(data), 76))
     kind = {"pdf": "application/pdf", "jpg": "image/jpeg", "png": "image/png"}[filename.rsplit(".", 1)[1]]

@@ -5,7 +5,8 @@
     ├── UsageError                 exit 2  bad command-line arguments or missing files
     ├── BackendError               exit 3  IMAP/Maildir/SMTP failure, TLS, authentication
     │   ├── CapabilityError        exit 3  the server lacks something we need
-    │   └── ConnectionLost         exit 3  the connection dropped mid-command
+    │   ├── ConnectionLost         exit 3  the connection dropped mid-command
+    │   └── MissingFolder          exit 3  a destination vanished (renamed or deleted meanwhile)
     ├── PlanRefused                exit 4  the reviewed plan can't run as it is
     │   ├── StalePlanError                 UIDVALIDITY changed since planning
     │   └── NeedsConfirmation              too many deletions without --yes
@@ -80,6 +81,10 @@ class CapabilityError(BackendError):
 
 class ConnectionLost(BackendError):
     """The connection dropped; the operation may or may not have reached the server."""
+
+
+class MissingFolder(BackendError):
+    """A COPY/MOVE/APPEND destination does not exist (the server said [TRYCREATE])."""
 
 
 class PlanRefused(MailrulesError):

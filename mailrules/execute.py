@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from mailrules.backends.base import CopyResult, FetchNeeds, Mailbox
-from mailrules.errors import BackendError, ConnectionLost, StalePlanError
+from mailrules.errors import BackendError, ConnectionLost, MissingFolder, StalePlanError
 from mailrules.plan import FolderPlan, Plan, Send, Transfer
 
 FINGERPRINT_NEEDS = FetchNeeds(headers=frozenset({"message-id", "date", "from", "subject"}))
@@ -250,6 +250,8 @@ def _copy_once(mailbox: Mailbox, plan: FolderPlan, op: Operation) -> CopyResult:
     assert op.destination is not None
     try:
         return mailbox.copy(op.uids, op.destination)
+    except MissingFolder:  # renamed or deleted since planning; the COPY did nothing
+        return _retrying(mailbox, lambda: mailbox.copy(op.uids, op.destination), plan)  # type: ignore[arg-type]
     except ConnectionLost:
         mailbox.reconnect()
         _open_checked(mailbox, plan)
@@ -304,11 +306,19 @@ def fingerprints(mailbox: Mailbox, uids: Sequence[int]) -> dict[int, Fingerprint
 
 
 def _retrying(mailbox: Mailbox, call: Callable[[], object], plan: FolderPlan | None = None):  # type: ignore[no-untyped-def]
-    """Run an idempotent operation; after a dropped connection, reconnect and run it once more."""
+    """Run an idempotent operation once more after a dropped connection, or after creating
+    a destination folder that another client renamed or deleted since planning."""
     try:
         return call()
     except ConnectionLost:
         mailbox.reconnect()
+        if plan is not None:
+            _open_checked(mailbox, plan)
+        return call()
+    except MissingFolder as exc:
+        if exc.folder is None:
+            raise
+        mailbox.create_folder(exc.folder)
         if plan is not None:
             _open_checked(mailbox, plan)
         return call()

@@ -20,7 +20,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -304,13 +304,16 @@ def _open(path: Path) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fresh = not path.exists()
-        db = sqlite3.connect(path, timeout=30, isolation_level=None)
-        if fresh:
-            path.chmod(0o600)  # it names the people who wrote to you
-        db.execute("PRAGMA journal_mode = WAL")
-        db.execute("PRAGMA synchronous = FULL")  # an intent must be on disk before the server acts
-        db.execute("PRAGMA foreign_keys = ON")
-        _migrate(db, path)
+        with ExitStack() as on_failure:
+            db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            on_failure.callback(db.close)
+            if fresh:
+                path.chmod(0o600)  # it names the people who wrote to you
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")  # an intent must be on disk before the server acts
+            db.execute("PRAGMA foreign_keys = ON")
+            _migrate(db, path)
+            on_failure.pop_all()
     except (sqlite3.DatabaseError, OSError) as exc:
         raise UsageError(f"can't use the state file {path}: {exc}; move it away to start afresh") from exc
     return db

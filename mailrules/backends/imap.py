@@ -26,7 +26,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from mailrules.backends.base import CopyResult, FetchNeeds, FolderStatus
-from mailrules.errors import BackendError, CapabilityError, ConnectionLost
+from mailrules.errors import BackendError, CapabilityError, ConnectionLost, MissingFolder
 from mailrules.uidset import batched, parse_uid_set, uid_ranges
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ class ImapMailbox:
         self._selected: tuple[str, bool] | None = None  # (folder, readonly)
         self._selected_before_drop: tuple[str, bool] | None = None
         self._uidvalidity: int | None = None
+        self._line_budget = PORTABLE_LINE  # raised at login when the server is Dovecot
 
     def __repr__(self) -> str:
         return f"ImapMailbox({self.label!r}, tls={self.tls!r})"
@@ -149,7 +150,7 @@ class ImapMailbox:
         return client
 
     def _uid_sets(self, uids: Sequence[int]) -> list[str]:
-        return uid_ranges(uids, max_chars=getattr(self, "_line_budget", PORTABLE_LINE))
+        return uid_ranges(uids, max_chars=self._line_budget)
 
     def _ssl_context(self) -> ssl.SSLContext:
         try:
@@ -284,7 +285,7 @@ class ImapMailbox:
         try:
             uids = self._read(command, lambda client: _uid_search(client, args))
         except BackendError as exc:
-            if utf8 and _refuses_charset(exc):
+            if utf8 and refuses_charset(exc):
                 raise CapabilityError("server refused UTF-8 SEARCH", folder=exc.folder, command="UID SEARCH") from exc
             raise
         # "N:*" always includes the highest UID, even when it is below N (RFC 3501 §6.4.8).
@@ -352,7 +353,7 @@ class ImapMailbox:
                 send = client.move if verb == "MOVE" else client.copy
                 return _with_copyuid(client, lambda: send(uid_text, folder))
 
-            results.append(self._change(f"UID {verb} {uid_text} {_quoted(folder)}", transfer))
+            results.append(self._change(f"UID {verb} {uid_text} {_quoted(folder)}", transfer, folder))
         return merge_copy_results(results)
 
     def delete(self, uids: Sequence[int]) -> None:
@@ -408,7 +409,10 @@ class _ErrorMap:
         if isinstance(exc, _DROPPED):
             reason = "no answer in time" if isinstance(exc, socket.timeout) else (str(exc) or type(exc).__name__)
             return ConnectionLost(f"connection to {where} lost: {reason}", folder=self.folder, command=self.command)
-        return BackendError(f"{where} refused: {server_text(exc)}", folder=self.folder, command=self.command)
+        text = server_text(exc)
+        if "[TRYCREATE]" in text.upper():  # RFC 3501 §6.4.7: the destination doesn't exist
+            return MissingFolder(f"{where} refused: {text}", folder=self.folder, command=self.command)
+        return BackendError(f"{where} refused: {text}", folder=self.folder, command=self.command)
 
     def _connect_error(self, exc: Exception, where: str) -> BackendError:
         from imapclient.exceptions import LoginError
@@ -442,7 +446,7 @@ def server_text(exc: BaseException) -> str:
 # ---------------------------------------------------------------- pure helpers
 
 
-def _refuses_charset(exc: BackendError) -> bool:
+def refuses_charset(exc: BackendError) -> bool:
     """A SEARCH with CHARSET UTF-8 refused with [BADCHARSET] (RFC 3501 §6.4.4), or as BAD syntax."""
     if isinstance(exc, ConnectionLost) or exc.__cause__ is None:
         return False

@@ -44,9 +44,9 @@ rules:
 
 
 def message(message_id: str, subject: str, *, spam: bool = False) -> bytes:
+    spam_flag = "X-Spam-Flag: YES\r\n" if spam else ""
     return (f"From: someone@example.net\r\nTo: u@example.com\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\n"
-            f"Date: Thu, 19 Nov 2026 10:00:00 +0000\r\n{'X-Spam-Flag: YES' + chr(13) + chr(10) if spam else ''}"
-            f"\r\nbody of {message_id}\r\n").encode()
+            f"Date: Thu, 19 Nov 2026 10:00:00 +0000\r\n{spam_flag}\r\nbody of {message_id}\r\n").encode()
 
 
 def seed(server: Dovecot, user: User) -> None:
@@ -106,12 +106,6 @@ def start_held_run(server: Dovecot, user: User, ws: Workspace, stop_at: Callable
     return HeldRun(hold, proxy, thread, result)
 
 
-def other_client(server: Dovecot, user: User) -> IMAPClient:
-    imap = IMAPClient(server.host, port=server.port, ssl=False, timeout=30)
-    imap.login(user.username, user.password)
-    return imap
-
-
 def uid_of(imap: IMAPClient, message_id: str) -> int:
     uids = imap.search(["HEADER", "Message-ID", message_id])
     assert len(uids) == 1, f"{message_id}: {uids}"
@@ -136,10 +130,9 @@ def test_only_the_messages_it_flagged_are_expunged(dovecot: Dovecot, account: tu
         imap.select_folder("INBOX")
         imap.add_flags([uid_of(imap, "keep-1")], ["\\Deleted"])
     run = start_held_run(dovecot, user, ws, expunging)
-    imap = other_client(dovecot, user)  # ... and while the run is about to expunge
-    imap.select_folder("INBOX")
-    imap.add_flags([uid_of(imap, "keep-2")], ["\\Deleted"])
-    imap.logout()
+    with dovecot.client(user) as imap:  # ... and while the run is about to expunge
+        imap.select_folder("INBOX")
+        imap.add_flags([uid_of(imap, "keep-2")], ["\\Deleted"])
     assert_clean_exit(run.finish())
     assert run.hold.held is not None and run.hold.held.name == "UID EXPUNGE"
     assert not {"EXPUNGE", "CLOSE"} & set(run.proxy.command_names())
@@ -186,13 +179,12 @@ def test_messages_expunged_by_another_client_are_not_replaced_by_others(
         dovecot: Dovecot, account: tuple[User, Workspace]) -> None:
     user, ws = account
     run = start_held_run(dovecot, user, ws, named("SELECT"))
-    imap = other_client(dovecot, user)
-    imap.select_folder("INBOX")
-    gone = [uid_of(imap, "report-1"), uid_of(imap, "spam-1"), uid_of(imap, "keep-1")]
-    imap.add_flags(gone, ["\\Deleted"])
-    imap.uid_expunge(gone)
-    imap.append("INBOX", message("newcomer", "hello newcomer"))
-    imap.logout()
+    with dovecot.client(user) as imap:
+        imap.select_folder("INBOX")
+        gone = [uid_of(imap, "report-1"), uid_of(imap, "spam-1"), uid_of(imap, "keep-1")]
+        imap.add_flags(gone, ["\\Deleted"])
+        imap.uid_expunge(gone)
+        imap.append("INBOX", message("newcomer", "hello newcomer"))
     assert_clean_exit(run.finish())
     after = where(dovecot, user)
     assert after["INBOX"] == ["keep-0", "keep-2", "newcomer"]

@@ -299,8 +299,8 @@ service imap-login {{
     def add_user(self, name: str | None = None, password: str = "secret") -> User:
         """A fresh account with an empty INBOX (a generated name unless ``name`` is given)."""
         name = name or f"user{next(self._serial)}"
-        if name in self._users:
-            raise ValueError(f"user {name!r} exists already")
+        if not re.fullmatch(r"[A-Za-z0-9._-]+", name) or name in self._users:
+            raise ValueError(f"user name {name!r} is taken or can't be a passwd-file entry and a directory")
         maildir = self.root / "mail" / name
         _make_maildir(maildir, self.root / "mail")
         rawlog = self.root / "rawlog" / name

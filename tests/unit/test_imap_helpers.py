@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import imaplib
 import subprocess
 import sys
 from datetime import date, datetime, timezone
@@ -12,13 +13,14 @@ import pytest
 from mailrules.backends.base import CopyResult, FetchNeeds
 from mailrules.backends.imap import (
     ImapMailbox,
+    refuses_charset,
     bodystructure_has_attachment,
     fetch_items,
     merge_copy_results,
     parse_copyuid,
     search_tokens,
 )
-from mailrules.errors import CapabilityError
+from mailrules.errors import BackendError, CapabilityError, ConnectionLost
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -147,3 +149,23 @@ def test_importing_the_backend_does_not_load_imapclient() -> None:
     code = "import sys, mailrules.backends.imap; print('imapclient' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert result.stdout.strip() == "False"
+
+
+def refusal(server_said: str) -> BackendError:
+    try:
+        raise BackendError("refused") from imaplib.IMAP4.error(server_said)
+    except BackendError as exc:
+        return exc
+
+
+@pytest.mark.parametrize(
+    ("server_said", "refuses"),
+    [
+        ("SEARCH failed: [BADCHARSET (US-ASCII)] Unsupported charset", True),
+        ("SEARCH command error: BAD [b'Error in IMAP command UID SEARCH: Unknown argument']", True),
+        ("SEARCH failed: No mailbox selected", False),
+    ],
+)
+def test_only_a_charset_refusal_asks_for_the_ascii_fallback(server_said: str, refuses: bool) -> None:
+    assert refuses_charset(refusal(server_said)) is refuses
+    assert refuses_charset(ConnectionLost("gone")) is False
