@@ -9,7 +9,9 @@ Exit codes: 0 ok · 1 rule tests failed, or a run finished with failed sends ·
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
@@ -18,9 +20,41 @@ from typing import TextIO
 from mailrules.errors import MailrulesError, RuleFileError, UsageError
 
 
+# C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides: a
+# Subject is untrusted and must not retitle, clear or reorder the user's terminal.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    r"""Text safe for a terminal: every control character written as an escape.
+
+    >>> printable("Re: \x1b]0;owned\x07 hi\n")
+    'Re: \\x1b]0;owned\\x07 hi\n'
+    """
+    return _UNPRINTABLE.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
+
+
+class _Printable:
+    """A text stream that escapes control characters on the way out."""
+
+    def __init__(self, stream: TextIO):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(printable(text))
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._stream, name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    with contextlib.redirect_stdout(_Printable(sys.stdout)), contextlib.redirect_stderr(_Printable(sys.stderr)):
+        return _dispatch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         return int(args.handler(args, sys.stdout) or 0)
     except RuleFileError as exc:

@@ -19,7 +19,7 @@ from typing import Literal
 
 from mailrules import model
 from mailrules.folders import folder_matches, same_folder
-from mailrules.match import EvalContext, Trace, explain as explain_condition, matches
+from mailrules.match import EvalContext, RegexTimeout, Trace, explain as explain_condition, matches
 from mailrules.message import MessageView
 from mailrules.model import Condition, Reply, Rule, canonical_flag, flag_key
 
@@ -108,10 +108,15 @@ def _decide(
     if verdict is not None:
         trace = Trace(rule.when, verdict, "decided by the server's search") if want_trace else None
         return verdict, trace
-    if want_trace:
-        trace = explain_condition(rule.when, view, ctx)
-        return trace.result, trace
-    return matches(rule.when, view, ctx), None
+    try:
+        if want_trace:
+            trace = explain_condition(rule.when, view, ctx)
+            return trace.result, trace
+        return matches(rule.when, view, ctx), None
+    except RegexTimeout as exc:
+        # Neither "matches" nor "doesn't": under `not:` a guess could delete mail. Skip the rule.
+        view.warnings.append(f"rule {rule.name!r} skipped: {exc}")
+        return False, Trace(rule.when, False, f"skipped: {exc}") if want_trace else None
 
 
 def _verdict(rule: Rule, verdicts: Mapping[str, bool] | None, flags_changed: bool) -> bool | None:

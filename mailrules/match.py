@@ -92,11 +92,37 @@ def casefold_regex(pattern: str) -> str:
     return "".join(out)
 
 
-def _compile(pattern: str, flags: int) -> re.Pattern[str] | None:
+# A rule's regex may backtrack catastrophically (``(a|aa)+$``); Python's re can't be
+# interrupted, the ``regex`` engine (re-compatible in its VERSION0 mode) takes a time limit.
+REGEX_SECONDS = 0.25
+
+
+class RegexTimeout(Exception):
+    """A rule's regex ran out of time on a value: the rule can't be decided for this message."""
+
+    def __init__(self, pattern: str):
+        super().__init__(f"regex {pattern!r} took more than {REGEX_SECONDS} s and was abandoned")
+        self.pattern = pattern
+
+
+Search = Callable[[str], bool]
+
+
+def _compile(pattern: str, flags: int) -> Search | None:
+    import regex
+
     try:
-        return re.compile(pattern, flags)
-    except (re.error, OverflowError, RecursionError):
+        compiled = regex.compile(pattern, flags | regex.VERSION0)
+    except (regex.error, re.error, OverflowError, RecursionError, ValueError):
         return None
+
+    def search(text: str) -> bool:
+        try:
+            return compiled.search(text, timeout=REGEX_SECONDS) is not None
+        except TimeoutError:
+            raise RegexTimeout(pattern) from None
+
+    return search
 
 
 def _never(value: str, folded: str) -> bool:
@@ -107,14 +133,14 @@ def _regex_predicate(pattern: str, case_sensitive: bool, multiline: bool) -> Pre
     flags = re.MULTILINE if multiline else 0
     if case_sensitive:
         exact = _compile(pattern, flags)
-        return (lambda value, folded: exact.search(value) is not None) if exact else _never
+        return (lambda value, folded: exact(value)) if exact else _never
     plain = _compile(pattern, flags | re.IGNORECASE)
     if plain is None:  # the loader rejects invalid patterns; here they simply never match
         return _never
     folded_pattern = _compile(casefold_regex(pattern), flags | re.IGNORECASE)
     if folded_pattern is None:  # e.g. [Z-a] is a valid range, [z-a] is not
-        return lambda value, folded: plain.search(value) is not None
-    return lambda value, folded: plain.search(value) is not None or folded_pattern.search(folded) is not None
+        return lambda value, folded: plain(value)
+    return lambda value, folded: plain(value) or folded_pattern(folded)
 
 
 @functools.lru_cache(maxsize=4096)

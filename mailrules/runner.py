@@ -15,6 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from mailrules.cli import printable
 from mailrules.errors import NeedsConfirmation, UsageError
 
 if TYPE_CHECKING:
@@ -84,11 +85,15 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
     from mailrules.execute import execute_plan
 
     journal.begin(plan)
+    progress = TerminalProgress.if_terminal()
     try:
-        report = execute_plan(plan, mailbox, journal, sender=_sender(account), progress=_progress())
+        report = execute_plan(plan, mailbox, journal, sender=_sender(account), progress=progress)
     except BaseException as exc:
         journal.finish("failed", {"error": str(exc)})
         raise
+    finally:
+        if progress is not None:
+            progress.clear()
     journal.finish("ok" if not report.failures else "partial", {"folders": len(report.folders)})
     return _print_report(report, plan, request.as_json, out)
 
@@ -189,10 +194,26 @@ def _lock(state: State, account: str):  # type: ignore[no-untyped-def]
     return account_lock(state.path.parent, account)
 
 
-def _progress():  # type: ignore[no-untyped-def]
-    if not sys.stderr.isatty():
-        return None
-    return lambda folder: print(f"\r\x1b[Kworking on {folder} …", end="", file=sys.stderr, flush=True)
+class TerminalProgress:
+    """A one-line "working on FOLDER" indicator, written to the real terminal.
+
+    Only on a terminal (never in a file or under cron), and straight to it: the escaped
+    output stream would print the cursor controls literally.
+    """
+
+    def __init__(self, terminal: TextIO):
+        self.terminal = terminal
+
+    @classmethod
+    def if_terminal(cls) -> TerminalProgress | None:
+        terminal = sys.__stderr__
+        return cls(terminal) if terminal is not None and terminal.isatty() else None
+
+    def __call__(self, folder: str) -> None:
+        print(f"\r\x1b[Kworking on {printable(folder)} …", end="", file=self.terminal, flush=True)
+
+    def clear(self) -> None:
+        print("\r\x1b[K", end="", file=self.terminal, flush=True)
 
 
 def show_history(state_file: str | None, account: str | None, limit: int, out: TextIO) -> int:

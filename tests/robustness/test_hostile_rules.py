@@ -134,7 +134,7 @@ def test_validate_prints_problems_not_tracebacks(scratch: Path, name: str) -> No
     assert all(PROBLEM_LINE.match(line) for line in problem_lines), result.stderr[:2000]
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(text=hostile_rule_files())
 def test_generated_and_spoiled_rule_files_end_in_located_problems(scratch: Path, text: bytes) -> None:
     path = scratch / "generated" / "rules.yaml"
