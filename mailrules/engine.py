@@ -13,6 +13,8 @@ processing).
 
 from __future__ import annotations
 
+import functools
+
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -86,7 +88,13 @@ class _Run:
 
 def rule_applies(rule: Rule, folder: str, delimiter: str | None) -> bool:
     """An enabled rule whose folder globs cover ``folder``."""
-    return rule.enabled and any(folder_matches(pattern, folder, delimiter) for pattern in rule.folders)
+    return rule.enabled and _globs_cover(rule.folders, folder, delimiter)
+
+
+@functools.lru_cache(maxsize=4096)
+def _globs_cover(patterns: tuple[str, ...], folder: str, delimiter: str | None) -> bool:
+    # Asked for every message and rule of a folder: the answer never changes within it.
+    return any(folder_matches(pattern, folder, delimiter) for pattern in patterns)
 
 
 def uses_flags(cond: Condition) -> bool:

@@ -219,7 +219,9 @@ def _sentence(error: ValidationError, path: Path) -> str:
             return f"{field_name} must be {rule!r}, not {_show(value)}"
         case "minItems" | "minProperties" | "minLength" if rule == 1:
             return f"{field_name} must not be empty"
-        case "minItems" | "minProperties" | "minLength":
+        case "minLength":
+            return f"{field_name} needs at least {rule} characters, not {_show(value)}"
+        case "minItems" | "minProperties":
             return f"{field_name} needs at least {rule} entries"
         case "maxProperties" if isinstance(value, dict):
             keys = ", ".join(repr(key) for key in value)

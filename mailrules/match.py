@@ -57,20 +57,48 @@ Predicate = Callable[[str, str], bool]  # (value, casefolded value) -> match
 Found = tuple[bool, object]  # a leaf's result and its evidence (the value that matched, the day compared...)
 
 
-def glob_to_regex(glob: str) -> str:
+_ANY_RUN, _ANY_ONE = object(), object()
+
+
+def glob_tokens(glob: str) -> tuple[object, ...]:
     """Sieve ``:matches``: ``*`` any run, ``?`` one character, ``\\`` makes the next character literal.
 
-    >>> glob_to_regex("*.pdf"), glob_to_regex(r"what\\?")
-    ('.*\\\\.pdf', 'what\\\\?')
+    >>> [t if isinstance(t, str) else {_ANY_RUN: "*", _ANY_ONE: "?"}[t] for t in glob_tokens(r"a*\\?")]
+    ['a', '*', '?']
     """
-    out: list[str] = []
+    tokens: list[object] = []
     chars = iter(glob)
     for char in chars:
         if char == "\\":
-            out.append(re.escape(next(chars, "\\")))
+            tokens.append(next(chars, "\\"))
         else:
-            out.append(".*" if char == "*" else "." if char == "?" else re.escape(char))
-    return "".join(out)
+            tokens.append(_ANY_RUN if char == "*" else _ANY_ONE if char == "?" else char)
+    return tuple(tokens)
+
+
+def glob_match(tokens: tuple[object, ...], text: str) -> bool:
+    """Whether the whole ``text`` matches, in O(len(text) x len(tokens)) at worst.
+
+    A regex like ``.*a.*a.*b`` backtracks exponentially on a long ``aaa…`` header; this
+    keeps only the last ``*`` to fall back to, which is exact for ``*``/``?`` patterns.
+
+    >>> glob_match(glob_tokens("*.pdf"), "invoice.pdf"), glob_match(glob_tokens("a?c"), "abbc")
+    (True, False)
+    """
+    position = index = 0
+    star, resume = -1, 0
+    while position < len(text):
+        token = tokens[index] if index < len(tokens) else None
+        if token is _ANY_ONE or (token is not None and token == text[position]):
+            index, position = index + 1, position + 1
+        elif token is _ANY_RUN:
+            star, resume, index = index, position, index + 1
+        elif star >= 0:
+            resume += 1
+            index, position = star + 1, resume
+        else:
+            return False
+    return all(token is _ANY_RUN for token in tokens[index:])
 
 
 def casefold_regex(pattern: str) -> str:
@@ -154,10 +182,10 @@ def string_predicate(operator: str, pattern: str, case_sensitive: bool, multilin
     if operator == "is":
         return (lambda value, folded: wanted == value) if case_sensitive else (lambda value, folded: wanted == folded)
     if operator == "matches":
-        glob = re.compile(glob_to_regex(wanted), re.DOTALL)
+        tokens = glob_tokens(wanted)
         if case_sensitive:
-            return lambda value, folded: glob.fullmatch(value) is not None
-        return lambda value, folded: glob.fullmatch(folded) is not None
+            return lambda value, folded: glob_match(tokens, value)
+        return lambda value, folded: glob_match(tokens, folded)
     raise ValueError(f"unknown string operator {operator!r}")
 
 

@@ -627,12 +627,18 @@ def _folds_alike(char: str) -> bool:
     return True
 
 
+# No character at or above this code point changes under casefold (the last cased script,
+# Adlam, ends at U+1E95F); scanning only below it keeps start-up ~9 times cheaper.  A unit
+# test checks the bound against the running Python's Unicode tables.
+CASED_LIMIT = 0x20000
+
+
 @functools.cache
 def _casefold_tables() -> tuple[dict[str, tuple[str, ...]], tuple[str, ...]]:
     """(characters folding to each single character, casefolds longer than one character)."""
     relatives: dict[str, list[str]] = {}
     expansions: set[str] = set()
-    for code in range(0x110000):
+    for code in range(CASED_LIMIT):
         char = chr(code)
         folded = char.casefold()
         if len(folded) > 1:

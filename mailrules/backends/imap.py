@@ -18,6 +18,7 @@ level down (its ``_raw_command_untagged`` and imaplib's ``untagged_responses``):
 from __future__ import annotations
 
 import imaplib
+from concurrent.futures import ThreadPoolExecutor
 import re
 import socket
 import ssl
@@ -292,17 +293,32 @@ class ImapMailbox:
         return sorted(uid for uid in uids if uid >= min_uid)
 
     def fetch(self, uids: Sequence[int], needs: FetchNeeds) -> Iterator[tuple[int, MessageView]]:
-        """Yield (uid, message) in UID order, in batches; UIDs expunged meanwhile are skipped."""
+        """Yield (uid, message) in UID order, in batches; UIDs expunged meanwhile are skipped.
+
+        The next batch is fetched on a worker thread while the caller evaluates this one, so
+        the server's reading and our parsing overlap instead of taking turns.  Nothing else
+        may use the connection until the iteration ends (the planner doesn't).
+        """
         items = fetch_items(needs)
-        for batch in batched(uids, BODY_BATCH if needs.body else HEADER_BATCH):
-            found: dict[int, dict[bytes, Any]] = {}
-            for uid_text in self._uid_sets(batch):
-                found.update(self._read(f"UID FETCH {uid_text} ({' '.join(items)})",
-                                        lambda client, uid_text=uid_text: _uid_fetch(client, uid_text, items)))
-            for uid in batch:
-                data = found.get(uid)
-                if data is not None and b"RFC822.SIZE" in data:  # not an unsolicited FLAGS update
-                    yield uid, message_view(data, needs)
+        batches = list(batched(uids, BODY_BATCH if needs.body else HEADER_BATCH))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailrules-fetch") as worker:
+            pending = worker.submit(self._fetch_batch, batches[0], items) if batches else None
+            for index, batch in enumerate(batches):
+                assert pending is not None
+                found = pending.result()
+                if index + 1 < len(batches):
+                    pending = worker.submit(self._fetch_batch, batches[index + 1], items)
+                for uid in batch:
+                    data = found.get(uid)
+                    if data is not None and b"RFC822.SIZE" in data:  # not an unsolicited FLAGS update
+                        yield uid, message_view(data, needs)
+
+    def _fetch_batch(self, batch: Sequence[int], items: list[str]) -> dict[int, dict[bytes, Any]]:
+        found: dict[int, dict[bytes, Any]] = {}
+        for uid_text in self._uid_sets(batch):
+            found.update(self._read(f"UID FETCH {uid_text} ({' '.join(items)})",
+                                    lambda client, uid_text=uid_text: _uid_fetch(client, uid_text, items)))
+        return found
 
     def fetch_raw(self, uid: int) -> bytes | None:
         found = self._read(f"UID FETCH {uid} (BODY.PEEK[])",
@@ -705,12 +721,12 @@ def _uid_search(client: IMAPClient, args: list[bytes]) -> list[int]:
 
 
 def _uid_fetch(client: IMAPClient, uid_set: str, items: Sequence[str]) -> dict[int, dict[bytes, Any]]:
-    from imapclient.response_parser import parse_fetch_response
+    from mailrules.backends.fetchparse import parse_fetch
 
     # Leftover unsolicited FETCH lines (flag changes by other clients) would mix in otherwise.
     client._imap.untagged_responses.pop("FETCH", None)
     data = client._raw_command_untagged(b"FETCH", [uid_set.encode(), f"({' '.join(items)})".encode()])
-    return dict(parse_fetch_response(data, normalise_times=False, uid_is_key=True))
+    return parse_fetch(data)
 
 
 def _with_copyuid(client: IMAPClient, call: Callable[[], object]) -> CopyResult:

@@ -1,4 +1,4 @@
-"""Shared helpers of the robustness tests: accounts that can log in at once, and running the CLI in-process."""
+"""Shared helpers of the robustness tests: quick servers, workspaces, and the CLI run in-process."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import os
 import sys
 import tempfile
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,31 +34,6 @@ def scratch_root(fallback: Path) -> Path:
     if FAST_SCRATCH.is_dir() and os.access(FAST_SCRATCH, os.W_OK):
         return Path(tempfile.mkdtemp(prefix="mailrules-robustness-", dir=FAST_SCRATCH))
     return fallback
-
-
-class UserPool:
-    """Fresh accounts on one server, created in batches.
-
-    Dovecot 2.3 looks at its passwd-file at most once per second, so an account added in
-    the same second as an earlier login is unknown until the clock ticks.  Creating many
-    accounts at once and waiting for the next second once keeps that wait off every test.
-    """
-
-    def __init__(self, server: Dovecot, *, batch: int = 30, password: str = "secret"):
-        self.server = server
-        self.batch = batch
-        self.password = password
-        self._ready: list[User] = []
-
-    def take(self) -> User:
-        if not self._ready:
-            self._ready = [self.server.add_user(password=self.password) for _ in range(self.batch)]
-            wait_for_next_second()
-        return self._ready.pop()
-
-
-def wait_for_next_second() -> None:
-    time.sleep(1.02 - time.time() % 1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,31 +80,44 @@ class _PerThreadStream(io.TextIOBase):
         return False
 
 
+class _Routing:
+    """The per-thread streams while ``threads_output()`` is active.
+
+    ``main()`` wraps sys.stdout/sys.stderr itself (to escape control characters); with
+    several threads those wrappers interleave, so the streams to register with are
+    remembered here rather than read back from ``sys``.
+    """
+
+    streams: tuple[_PerThreadStream, _PerThreadStream] | None = None
+
+
 @contextlib.contextmanager
 def threads_output() -> Iterator[None]:
     """Let several threads call ``run_cli`` at once: redirect_stdout swaps one global for everyone."""
     saved = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = _PerThreadStream(sys.stdout), _PerThreadStream(sys.stderr)  # type: ignore[assignment]
+    _Routing.streams = (_PerThreadStream(sys.stdout), _PerThreadStream(sys.stderr))
+    sys.stdout, sys.stderr = _Routing.streams  # type: ignore[assignment]
     try:
         yield
     finally:
         sys.stdout, sys.stderr = saved
+        _Routing.streams = None
 
 
 @contextlib.contextmanager
 def _captured(out: io.StringIO, err: io.StringIO) -> Iterator[None]:
-    streams = sys.stdout, sys.stderr
-    if not all(isinstance(stream, _PerThreadStream) for stream in streams):
+    streams = _Routing.streams
+    if streams is None:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             yield
         return
     for stream, buffer in zip(streams, (out, err)):
-        stream.local.buffer = buffer  # type: ignore[union-attr]
+        stream.local.buffer = buffer
     try:
         yield
     finally:
         for stream in streams:
-            stream.local.buffer = None  # type: ignore[union-attr]
+            stream.local.buffer = None
 
 
 def accounts_yaml(host: str, port: int, username: str, *, tls: str = "none", ca_file: Path | None = None,

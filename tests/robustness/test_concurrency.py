@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
-from tests.robustness.harness import PASSWORD_ENV, CliResult, UserPool, Workspace, run_cli, workspace
+from tests.robustness.harness import PASSWORD_ENV, CliResult, Workspace, run_cli, workspace
 from tests.robustness.mailbox_state import read_state
 from tests.support.dovecot import Dovecot, User
 from tests.support.faultproxy import Command, FaultProxy, Hold, named
@@ -70,12 +70,9 @@ def flags_of(server: Dovecot, user: User, folder: str, message_id: str) -> set[s
 
 
 @pytest.fixture
-def account(user_pool: UserPool, dovecot: Dovecot, tmp_path: Path,
-            monkeypatch: pytest.MonkeyPatch) -> tuple[User, Workspace]:
-    user = user_pool.take()
-    monkeypatch.setenv(PASSWORD_ENV, user.password)
-    seed(dovecot, user)
-    return user, workspace(tmp_path, RULES)
+def account(fresh_user: User, dovecot: Dovecot, tmp_path: Path) -> tuple[User, Workspace]:
+    seed(dovecot, fresh_user)
+    return fresh_user, workspace(tmp_path, RULES)
 
 
 @dataclass
@@ -144,7 +141,7 @@ def test_only_the_messages_it_flagged_are_expunged(dovecot: Dovecot, account: tu
 def test_without_uidplus_other_clients_deletions_still_survive(
         dovecot_factory: Callable[..., Dovecot], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     server = dovecot_factory(without=("UIDPLUS",))
-    user = UserPool(server, batch=1).take()
+    user = server.add_user()
     monkeypatch.setenv(PASSWORD_ENV, user.password)
     seed(server, user)
     with server.client(user) as imap:

@@ -23,15 +23,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.robustness.harness import (PASSWORD_ENV, CliResult, QuickDovecot, UserPool, run_cli, scratch_root,
-                                      threads_output, workspace)
+from tests.robustness.harness import (PASSWORD_ENV, CliResult, QuickDovecot, run_cli, scratch_root, threads_output,
+                                      workspace)
 from tests.robustness.mailbox_state import Identity, MailboxState, compare, read_state
 from tests.support.dovecot import Dovecot, User
 from tests.support.faultproxy import VARIANTS, Cut, FaultProxy, Variant
 
 NOW = "2026-11-20T10:00:00Z"
 PASSWORD = "fault-injection-pw"
-SWEEP_BATCH = 120
 SWEEP_WORKERS = 3  # runs mostly wait for Dovecot, so a few at once fit on two cores
 
 RULES = """\
@@ -101,7 +100,6 @@ class Baseline:
 
     name: str
     server: Dovecot
-    pool: UserPool
     commands: list[str]
     originals: Counter[Identity]
     reference: MailboxState
@@ -116,7 +114,7 @@ def servers(dovecot: Dovecot) -> Iterator[dict[str, Dovecot]]:
     Dovecot skips, or fails under CI, exactly as the other server tests do.
     """
     with QuickDovecot() as with_move:
-        capabilities = with_move.capabilities(UserPool(with_move, batch=1).take())
+        capabilities = with_move.capabilities(with_move.add_user())
         with QuickDovecot(capability=" ".join(c for c in capabilities if c.upper() != "MOVE")) as without_move:
             yield {"with-MOVE": with_move, "without-MOVE": without_move}
 
@@ -131,17 +129,16 @@ def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 @pytest.fixture(scope="module", params=["with-MOVE", "without-MOVE"])
 def baseline(request: pytest.FixtureRequest, servers: dict[str, Dovecot], scratch: Path) -> Iterator[Baseline]:
     server = servers[request.param]
-    pool = UserPool(server, batch=SWEEP_BATCH, password=PASSWORD)
     with pytest.MonkeyPatch.context() as env:
         env.setenv(PASSWORD_ENV, PASSWORD)
-        user = pool.take()
+        user = server.add_user(password=PASSWORD)
         seed_user(server, user)
         originals = read_state(server, user).identities()
         ws = workspace(scratch / f"clean-{request.param}", RULES)
         with FaultProxy(server.host, server.port) as proxy:
             result = run_cli(ws.point_at(proxy.host, proxy.port, user).run_args("--now", NOW))
         assert result.code == 0, f"the clean run failed:\n{result.output}"
-        yield Baseline(request.param, server, pool, proxy.command_names(), originals, read_state(server, user),
+        yield Baseline(request.param, server, proxy.command_names(), originals, read_state(server, user),
                        scratch / request.param)
 
 
@@ -178,7 +175,7 @@ def test_the_fallback_server_really_lacks_move(baseline: Baseline) -> None:
 
 
 def test_a_second_run_changes_nothing(baseline: Baseline) -> None:
-    user = baseline.pool.take()
+    user = baseline.server.add_user(password=PASSWORD)
     seed_user(baseline.server, user)
     ws = workspace(baseline.scratch / "twice", RULES).point_at(baseline.server.host, baseline.server.port, user)
     assert run_cli(ws.run_args("--now", NOW)).code == 0
@@ -236,7 +233,7 @@ def tally(outcomes: list[CutOutcome]) -> str:
 def test_no_mail_is_lost_wherever_the_connection_drops(baseline: Baseline, variant: Variant, outage: str) -> None:
     """A blip: the run reconnects and carries on.  Down: the run fails, the next run recovers."""
     cuts = [Cut(k, variant, stay_down=outage == "server-stays-down") for k in range(1, len(baseline.commands) + 1)]
-    jobs = [(cut, baseline.pool.take(), baseline.scratch / f"{outage}-{variant}-{cut.command}") for cut in cuts]
+    jobs = [(cut, baseline.server.add_user(password=PASSWORD), baseline.scratch / f"{outage}-{variant}-{cut.command}") for cut in cuts]
     with threads_output(), ThreadPoolExecutor(SWEEP_WORKERS) as workers:
         outcomes = list(workers.map(lambda job: interrupted_then_resumed(baseline, *job), jobs))
     print(f"\n[{baseline.name}, {outage}, {variant}] N={len(baseline.commands)} {tally(outcomes)}")

@@ -1,8 +1,9 @@
 """Malformed mail never stops mailrules: `explain` answers, a run on a real server finishes,
 and the well-formed messages next to the broken ones are still sorted.
 
-A regex that backtracks catastrophically is hostile input too: a run must end in bounded
-time (or the loader must refuse the pattern with a located problem).
+A pattern that backtracks catastrophically (a regex with nested quantifiers, a glob with
+many wildcards) is hostile input too: a run must end in bounded time, or the loader must
+refuse the pattern with a located problem.
 """
 
 from __future__ import annotations
@@ -58,14 +59,14 @@ rules:
     then: [{copy: Big}]
 """
 
-BACKTRACKING_RULES = """\
-version: 1
-rules:
-  - name: evil-regex
-    when: {subject: {regex: "(a+)+$"}}
-    then: [{flag: flagged}]
-"""
-BACKTRACKING_SUBJECT = "a" * 40 + "b"
+# Patterns whose matching time explodes on the trap message below: nested quantifiers in a
+# regex, and a Sieve glob with many wildcards (as a regex, ``.*a.*a…`` tries every split).
+BACKTRACKING_TESTS = {
+    "subject-regex": "{subject: {regex: '(a+)+$'}}",
+    "body-regex": "{body: {regex: '(a|aa)+$'}}",
+    "header-glob": "{header: {name: X-Long, matches: '*a*a*a*a*a*b'}}",
+}
+TRAP = "a" * 40 + "b"
 
 
 @pytest.fixture(scope="module")
@@ -241,8 +242,13 @@ def test_the_plan_never_passes_control_characters_to_the_terminal(
 
 
 def backtracking_message() -> bytes:
-    return (f"From: a@example.net\r\nTo: u@example.com\r\nSubject: {BACKTRACKING_SUBJECT}\r\n"
-            "Message-ID: <backtrack@hostile.example>\r\nDate: Thu, 19 Nov 2026 14:00:00 +0000\r\n\r\nbody\r\n").encode()
+    return (f"From: a@example.net\r\nTo: u@example.com\r\nSubject: {TRAP}\r\nX-Long: {'a' * 3000}\r\n"
+            f"Message-ID: <backtrack@hostile.example>\r\nDate: Thu, 19 Nov 2026 14:00:00 +0000\r\n\r\n{TRAP}\r\n"
+            ).encode()
+
+
+def backtracking_rules(test: str) -> str:
+    return f"version: 1\nrules:\n  - name: trap\n    when: {BACKTRACKING_TESTS[test]}\n    then: [{{flag: flagged}}]\n"
 
 
 def run_bounded(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str] | None:
@@ -254,30 +260,31 @@ def run_bounded(args: list[str], env: dict[str, str] | None = None) -> subproces
         return None
 
 
-@pytest.fixture
-def backtracking_files(tmp_path: Path) -> Iterator[Workspace]:
-    ws = workspace(tmp_path, BACKTRACKING_RULES)
+@pytest.fixture(params=sorted(BACKTRACKING_TESTS))
+def backtracking_files(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Workspace]:
+    ws = workspace(tmp_path, backtracking_rules(request.param))
     (tmp_path / "evil.eml").write_bytes(backtracking_message())
     yield ws
 
 
 def refused_with_location(result: subprocess.CompletedProcess[str]) -> bool:
-    return result.returncode == 2 and "rules.yaml:" in result.stderr and "regex" in result.stderr.lower()
+    return result.returncode == 2 and "rules.yaml:" in result.stderr
 
 
-def test_a_backtracking_regex_cannot_hang_explain(backtracking_files: Workspace) -> None:
+def test_a_backtracking_pattern_cannot_hang_explain(backtracking_files: Workspace) -> None:
     eml = backtracking_files.root / "evil.eml"
     result = run_bounded(["explain", str(backtracking_files.rules), str(eml), "--json", "--now", NOW])
     assert result is not None, (
-        f"explain still running after {BACKTRACK_BUDGET_SECONDS:.0f} s: regex (a+)+$ on a subject of 40 'a' and a 'b'")
+        f"explain still running after {BACKTRACK_BUDGET_SECONDS:.0f} s:\n{backtracking_files.rules.read_text()}")
     assert result.returncode == 0 or refused_with_location(result), result.stderr
 
 
-def test_a_backtracking_regex_cannot_hang_a_run(dovecot: Dovecot, fresh_user: User,
-                                                 backtracking_files: Workspace) -> None:
+def test_a_backtracking_pattern_cannot_hang_a_run(dovecot: Dovecot, fresh_user: User,
+                                                   backtracking_files: Workspace) -> None:
     dovecot.deliver(fresh_user, backtracking_message())
     ws = backtracking_files.point_at(dovecot.host, dovecot.port, fresh_user)
     result = run_bounded(ws.run_args("--now", NOW), env={**os.environ, PASSWORD_ENV: fresh_user.password})
-    assert result is not None, f"mailrules run still running after {BACKTRACK_BUDGET_SECONDS:.0f} s"
+    assert result is not None, (
+        f"mailrules run still running after {BACKTRACK_BUDGET_SECONDS:.0f} s:\n{ws.rules.read_text()}")
     assert "Traceback" not in result.stderr
     assert result.returncode in (0, 1) or refused_with_location(result), result.stderr

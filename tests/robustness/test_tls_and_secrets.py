@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.robustness.harness import PASSWORD_ENV, CliResult, UserPool, Workspace, run_cli, workspace
+from tests.robustness.harness import PASSWORD_ENV, CliResult, Workspace, run_cli, workspace
 from tests.robustness.mailbox_state import read_state
 from tests.support.dovecot import Dovecot, User
 from tests.support.faultproxy import Cut, FaultProxy
@@ -44,7 +44,7 @@ def tls_server(dovecot_factory: Callable[..., Dovecot]) -> Dovecot:
 
 @pytest.fixture
 def tls_user(tls_server: Dovecot, monkeypatch: pytest.MonkeyPatch) -> User:
-    user = UserPool(tls_server, batch=1, password=SECRET).take()
+    user = tls_server.add_user(password=SECRET)
     tls_server.deliver(user, REPORT)
     monkeypatch.setenv(PASSWORD_ENV, SECRET)
     return user
@@ -100,23 +100,17 @@ def test_starttls_with_an_untrusted_certificate_is_refused_before_login(
     assert SECRET.encode() not in proxy.client_bytes()
 
 
-def test_starttls_required_but_not_offered_sends_no_login(
-        dovecot: Dovecot, user_pool: UserPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    user = user_pool.take()
-    monkeypatch.setenv(PASSWORD_ENV, user.password)
+def test_starttls_required_but_not_offered_sends_no_login(dovecot: Dovecot, fresh_user: User, tmp_path: Path) -> None:
     with FaultProxy(dovecot.host, dovecot.port) as proxy:
-        ws = workspace(tmp_path, RULES).point_at(proxy.host, proxy.port, user, tls="starttls")
+        ws = workspace(tmp_path, RULES).point_at(proxy.host, proxy.port, fresh_user, tls="starttls")
         assert_refused(run_cli(ws.run_args("--now", NOW)), "STARTTLS")
     sent = proxy.client_bytes()
     assert not {"LOGIN", "AUTHENTICATE"} & set(proxy.command_names()), proxy.command_names()
-    assert user.password.encode() not in sent and b"LOGIN" not in sent.upper()
+    assert fresh_user.password.encode() not in sent and b"LOGIN" not in sent.upper()
 
 
-def test_tls_against_a_plain_text_port_fails_clearly(
-        dovecot: Dovecot, user_pool: UserPool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    user = user_pool.take()
-    monkeypatch.setenv(PASSWORD_ENV, user.password)
-    ws = workspace(tmp_path, RULES).point_at(dovecot.host, dovecot.port, user, tls="ssl")
+def test_tls_against_a_plain_text_port_fails_clearly(dovecot: Dovecot, fresh_user: User, tmp_path: Path) -> None:
+    ws = workspace(tmp_path, RULES).point_at(dovecot.host, dovecot.port, fresh_user, tls="ssl")
     result = run_cli(ws.run_args("--now", NOW))
     assert_refused(result)
     assert "mailrules: error:" in result.stderr

@@ -195,7 +195,8 @@ class FaultProxy:
             connection.close()
 
     def client_bytes(self) -> bytes:
-        """Everything any client sent, in arrival order (passwords included: keep it in the test)."""
+        """Everything any client sent, in arrival order, as it went over the wire (TLS records after
+        STARTTLS; clear-text passwords otherwise: keep it in the test)."""
         with self._lock:
             return b"".join(self._sent)
 
@@ -280,6 +281,7 @@ class _Connection:
         splitter = ImapSplitter()
         for data in self._chunks(self.client):
             if self._starttls_tag is not None:  # a TLS stream now: relayed unread, commands no longer counted
+                self.proxy._record(data)
                 if not self._send(self.server, data):
                     break
                 continue

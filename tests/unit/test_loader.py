@@ -386,3 +386,14 @@ def test_no_rule_file_makes_the_loader_fail_other_than_with_located_problems(whe
             load_ruleset(path)
         except RuleFileError as exc:
             assert all(p.loc.line >= 1 and p.loc.col >= 1 for p in exc.problems)
+
+
+def test_a_too_short_string_is_measured_in_characters(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mailrules.errors import RuleFileError
+    from mailrules.loader import load_ruleset
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - name: a\n    when: all\n    then: [{redirect: ab}]\n")
+    with pytest.raises(RuleFileError) as failure:
+        load_ruleset(rules)
+    assert "characters" in str(failure.value) and "entries" not in str(failure.value)

@@ -9,7 +9,7 @@ import pytest
 from freezegun import freeze_time
 
 from mailrules import model
-from mailrules.match import EvalContext, Trace, casefold_regex, explain, glob_to_regex, matches
+from mailrules.match import EvalContext, Trace, casefold_regex, explain, glob_match, glob_tokens, matches
 from mailrules.message import MessageView, NotFetched
 from mailrules.model import (
     AddressTest,
@@ -127,8 +127,26 @@ def test_matches_uses_sieve_wildcards(glob: str, value: str, expected: bool) -> 
     assert holds(header("X-Test", "matches", glob), msg) is expected
 
 
-def test_glob_to_regex_escapes_everything_but_wildcards() -> None:
-    assert glob_to_regex(r"a*b?c\*d.") == r"a.*b.c\*d\."
+@pytest.mark.parametrize("glob, text, expected", [
+    ("*", "", True), ("*", "anything", True), ("", "", True), ("", "x", False),
+    ("a*b?c", "aXXbYc", True), ("a*b?c", "abc", False), ("*.pdf", "x.pdf.exe", False),
+    (r"a\*b", "a*b", True), (r"a\*b", "axb", False), (r"what\?", "what?", True), (r"what\?", "whatx", False),
+    ("*a*a*a*a*a*b", "a" * 3000, False), ("*a*a*a*a*a*b", "a" * 3000 + "b", True),
+    ("?", "ab", False), ("**", "ab", True), ("a*", "a", True), ("*a", "ba", True), ("*a", "ab", False),
+])
+def test_globs_match_the_whole_value_like_sieve_matches(glob: str, text: str, expected: bool) -> None:
+    assert glob_match(glob_tokens(glob), text) is expected
+
+
+def test_a_glob_against_a_regex_reference() -> None:
+    import itertools
+    import re
+
+    for glob in ("a*b", "*?a*", "?*?", "a**a", "*ab*ba*"):
+        pattern = re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob), re.DOTALL)
+        for length in range(6):
+            for text in map("".join, itertools.product("ab", repeat=length)):
+                assert glob_match(glob_tokens(glob), text) is (pattern.fullmatch(text) is not None), (glob, text)
 
 
 def test_casefold_regex_leaves_escapes_and_named_characters_alone() -> None:

@@ -386,3 +386,9 @@ def test_render_imap_of_an_exact_rule() -> None:
 def test_describe_reads_like_the_rule_file() -> None:
     cond = All((Not(LABEL), AgeTest("older_than", 30 * 86400), subject("is", "x", case_sensitive=True)))
     assert describe(cond) == "all(not $Label, older_than 30d, subject is 'x' (case-sensitive))"
+
+
+def test_no_character_above_the_scanned_range_changes_under_casefold() -> None:
+    from mailrules.search import CASED_LIMIT
+
+    assert all(chr(code).casefold() == chr(code) for code in range(CASED_LIMIT, 0x110000))
