@@ -2,45 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import io
 import os
 from collections import Counter
-from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import format_datetime
 from datetime import datetime, timezone
 from pathlib import Path
 
+from tests.support.cli import CliResult, run_cli  # noqa: F401 - re-exported for the integration tests
 from tests.support.dovecot import Dovecot, User
 
 PASSWORD_ENV = "MAILRULES_TEST_PASSWORD"
-
-
-@dataclass(frozen=True, slots=True)
-class CliResult:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def output(self) -> str:
-        return self.stdout + self.stderr
-
-
-def run_cli(args: Sequence[str]) -> CliResult:
-    """``mailrules ARGS`` in this process, with its output captured."""
-    from mailrules.cli import main
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as exc:  # argparse exits on usage errors
-            code = int(exc.code or 0)
-    return CliResult(code, out.getvalue(), err.getvalue())
 
 
 def accounts_yaml(user: User, *, host: str | None = None, port: int | None = None, tls: str = "none",
