@@ -11,7 +11,7 @@ generated header only after CR, LF and other control characters are removed.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
@@ -182,10 +182,9 @@ def render_reply(reply: Reply, variables: Mapping[str, object], base_dir: Path) 
             body = env.get_template(Path(reply.template).relative_to(base_dir).as_posix()).render(variables)
         else:
             body = env.from_string(reply.body or "").render(variables)
-        subject_source = reply.subject if reply.subject is not None else None
         message = variables["message"]
         assert isinstance(message, dict)
-        subject = (env.from_string(subject_source).render(variables) if subject_source is not None
+        subject = (env.from_string(reply.subject).render(variables) if reply.subject is not None
                    else default_subject(str(message["subject"])))
     except Exception as exc:  # noqa: BLE001 - jinja raises many kinds; the user sees one message
         raise ReplyTemplateError(f"{type(exc).__name__}: {exc}") from None
@@ -238,7 +237,7 @@ class SendPlanner:
     rules: Mapping[str, Rule]
     base_dirs: Mapping[str, Path]
     now: datetime
-    last_reply: Any = None  # Callable[[str, str], datetime | None]
+    last_reply: Callable[[str, str], datetime | None] | None = None
     answered: set[tuple[str, str]] = field(default_factory=set)
 
     def __call__(self, send: Send, message: MessageView) -> Send:
