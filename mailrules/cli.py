@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import re
 import sys
@@ -34,7 +35,7 @@ def printable(text: str) -> str:
     return _UNPRINTABLE.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
 
 
-class _Printable:
+class _Printable(io.TextIOBase):
     """A text stream that escapes control characters on the way out."""
 
     def __init__(self, stream: TextIO):
@@ -43,14 +44,17 @@ class _Printable:
     def write(self, text: str) -> int:
         return self._stream.write(printable(text))
 
-    def __getattr__(self, name: str) -> object:
-        return getattr(self._stream, name)
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    with contextlib.redirect_stdout(_Printable(sys.stdout)), contextlib.redirect_stderr(_Printable(sys.stderr)):
+    with contextlib.redirect_stdout(_Printable(sys.stdout)), contextlib.redirect_stderr(_Printable(sys.stderr)):  # type: ignore[type-var]
         return _dispatch(args)
 
 

@@ -15,6 +15,7 @@ Safety rules, in the order they matter:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -99,7 +100,7 @@ def execute_plan(plan: Plan, mailbox: Mailbox, journal: Journal, *, sender: Send
     _refuse_unsupported(plan, mailbox)
     report = RunReport()
     for folder in plan.create_folders:
-        _retrying(mailbox, lambda folder=folder: mailbox.create_folder(folder))
+        _retrying(mailbox, functools.partial(mailbox.create_folder, folder))
         report.created.append(folder)
     for folder_plan in plan.folders:
         if progress:

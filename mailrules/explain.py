@@ -8,13 +8,14 @@ needs the run history and does not apply here.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
 from mailrules.engine import MessageOutcome, evaluate_message
 from mailrules.errors import UsageError
-from mailrules.match import EvalContext
+from mailrules.match import EvalContext, Trace
 from mailrules.message import MessageView
 from mailrules.model import Rule, RuleSet, canonical_flag
 from mailrules.reply import (Identity, ReplyTemplateError, redirect_skip_reason, render_reply, reply_skip_reason,
@@ -117,7 +118,7 @@ def explanation_json(explanation: Explanation, ruleset: RuleSet) -> dict[str, ob
     }
 
 
-def _status(rule: Rule, explanation: Explanation, traces: dict[str, object]) -> str:
+def _status(rule: Rule, explanation: Explanation, traces: Mapping[str, Trace]) -> str:
     from mailrules.engine import rule_applies
 
     if not rule.enabled:
@@ -140,7 +141,7 @@ def render_explanation(explanation: Explanation, ruleset: RuleSet, message_path:
         mark = {"matched": "MATCH", "not matched": "no"}.get(status, "-")
         lines.append(f"{mark:>5}  {rule.name}" + ("" if status in ("matched", "not matched") else f"  ({status})"))
         if rule.name in traces:
-            lines += ["         " + line for line in traces[rule.name].lines()]  # type: ignore[attr-defined]
+            lines += ["         " + line for line in traces[rule.name].lines()]
     lines += ["", "Outcome:", f"  folders:   {', '.join(outcome.final_folders) or '(deleted)'}",
               f"  flags:     {' '.join(outcome.final_flags) or '(none)'}"]
     lines += _send_lines(explanation)

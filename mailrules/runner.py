@@ -249,7 +249,7 @@ class StateReader:
 
         rows = self.state.already_applied(self.account, folder, uidvalidity)
         copies = frozenset((row.uid, row.target) for row in rows if row.kind == "copy")
-        sends = frozenset((row.uid, row.kind, row.rule) for row in rows if row.kind in ("reply", "redirect"))
+        sends = frozenset((row.uid, row.kind, row.rule or "") for row in rows if row.kind in ("reply", "redirect"))
         return Applied(copies=copies, sends=sends)
 
 

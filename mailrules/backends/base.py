@@ -62,11 +62,24 @@ class CopyResult:
 class Mailbox(Protocol):
     """A mail store with folders of UID-addressed messages."""
 
-    label: str  # e.g. "imap://alice@mail.example.org" or "maildir:/home/a/Mail", never a password
-    delimiter: str
-    capabilities: frozenset[str]
-    exact_search: bool  # False when search() only pre-filters and every rule must be checked locally
-    supports_keywords: bool
+    @property
+    def label(self) -> str:
+        """e.g. ``imap://alice@mail.example.org`` or ``maildir:/home/a/Mail``, never a password."""
+        ...
+
+    @property
+    def delimiter(self) -> str: ...
+
+    @property
+    def capabilities(self) -> frozenset[str]: ...
+
+    @property
+    def exact_search(self) -> bool:
+        """False when search() only pre-filters and every rule must be checked locally."""
+        ...
+
+    @property
+    def supports_keywords(self) -> bool: ...
 
     def list_folders(self) -> list[str]: ...
 
