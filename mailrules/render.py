@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 UIDS_SHOWN = 60  # characters of a UID set shown in text; --json has all of them
 
 
-def render_plan(plan: Plan) -> str:
+def render_plan(plan: Plan, *, running: bool = False) -> str:
     scope = "new messages only" if plan.new_only else "full scan"
     lines = [f"Plan for {plan.account} at {plan.now:%Y-%m-%d %H:%M %Z} ({scope})", ""]
     lines += _rules_section(plan)
@@ -25,7 +25,7 @@ def render_plan(plan: Plan) -> str:
         lines += ["", "Folders to create: " + ", ".join(plan.create_folders)]
     if plan.warnings:
         lines += ["", "Warnings:"] + [f"  {warning}" for warning in plan.warnings]
-    lines += ["", _verdict(plan)]
+    lines += ["", _verdict(plan, running)]
     return "\n".join(lines)
 
 
@@ -82,11 +82,13 @@ def _send_lines(send: Send) -> list[str]:
     return lines
 
 
-def _verdict(plan: Plan) -> str:
+def _verdict(plan: Plan, running: bool) -> str:
     if not plan.has_work:
         return "Nothing to do."
-    changed = {uid for f in plan.folders for uid in _touched(f)}
-    return f"Would change {len(changed)} message(s); `mailrules run` does exactly this."
+    changed = len({uid for f in plan.folders for uid in _touched(f)})
+    if running:
+        return f"Changing {changed} message(s):"
+    return f"Would change {changed} message(s); `mailrules run` does exactly this."
 
 
 def _touched(folder: FolderPlan) -> set[tuple[str, int]]:

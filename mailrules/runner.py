@@ -81,7 +81,7 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
         return 0
     _check_threshold(plan, account, request.confirmed)
     if not request.as_json:
-        print(render_plan(plan), file=out)
+        print(render_plan(plan, running=True), file=out)
     from mailrules.execute import execute_plan
 
     journal.begin(plan)
