@@ -251,8 +251,9 @@ def _copy_once(mailbox: Mailbox, plan: FolderPlan, op: Operation) -> CopyResult:
     assert op.destination is not None
     try:
         return mailbox.copy(op.uids, op.destination)
-    except MissingFolder:  # renamed or deleted since planning; the COPY did nothing
-        return _retrying(mailbox, lambda: mailbox.copy(op.uids, op.destination), plan)  # type: ignore[arg-type]
+    except MissingFolder as exc:  # renamed or deleted since planning; the COPY did nothing
+        _recreate_destination(mailbox, exc, plan)
+        return mailbox.copy(op.uids, op.destination)
     except ConnectionLost:
         mailbox.reconnect()
         _open_checked(mailbox, plan)
@@ -317,12 +318,18 @@ def _retrying(mailbox: Mailbox, call: Callable[[], object], plan: FolderPlan | N
             _open_checked(mailbox, plan)
         return call()
     except MissingFolder as exc:
-        if exc.folder is None:
-            raise
-        mailbox.create_folder(exc.folder)
-        if plan is not None:
-            _open_checked(mailbox, plan)
+        _recreate_destination(mailbox, exc, plan)
         return call()
+
+
+def _recreate_destination(mailbox: Mailbox, missing: MissingFolder, plan: FolderPlan | None) -> None:
+    """Create the destination another client renamed or deleted since planning, and go back
+    to the folder being worked on (creating it may have changed the selection)."""
+    if missing.folder is None:
+        raise missing
+    mailbox.create_folder(missing.folder)
+    if plan is not None:
+        _open_checked(mailbox, plan)
 
 
 # ---------------------------------------------------------------- resuming a cut-off run

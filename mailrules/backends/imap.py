@@ -18,10 +18,10 @@ level down (its ``_raw_command_untagged`` and imaplib's ``untagged_responses``):
 from __future__ import annotations
 
 import imaplib
-from concurrent.futures import ThreadPoolExecutor
 import re
 import socket
 import ssl
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
