@@ -41,6 +41,8 @@ def message(sender: str, to: str, subject: str, body: str, *, age_days: float, h
     if attachment:
         name, data = attachment
         msg.add_attachment(data, maintype="application", subtype="pdf", filename=name)
+    if msg.is_multipart():
+        msg.set_boundary(f"=_sample_{digest}")  # the stdlib picks a random one; the sample must not change
     received = f"from mx.example.org by mail.example.org; {format_datetime(arrived)}"
     msg._headers.insert(0, ("Received", received))  # topmost, as an MTA prepends it
     return msg, arrived
