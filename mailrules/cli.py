@@ -1,9 +1,11 @@
 """The ``mailrules`` command.  Maps every MailrulesError to its exit code; never a traceback.
 
 Exit codes: 0 ok · 1 rule tests failed, or a run finished with failed sends ·
-2 invalid rule/test/accounts file or usage · 3 mail server, Maildir or SMTP failure ·
-4 plan refused (UIDVALIDITY changed, or too many deletions without --yes) ·
-5 another run holds the account's lock · 70 internal error · 130 interrupted.
+2 invalid rule/test/accounts file or usage · 3 transient mail server, Maildir or SMTP
+failure (run again) · 4 plan refused (UIDVALIDITY changed, or too many deletions without
+--yes) · 5 another run holds the mailbox's lock · 6 permanent failure (authentication,
+configuration, unsupported feature, refused folder name, state store: fix, then run) ·
+70 internal error · 130 / 143 interrupted by SIGINT / SIGTERM.
 """
 
 from __future__ import annotations

@@ -3,14 +3,22 @@
     MailrulesError                 exit 1
     ├── RuleFileError (problems)   exit 2  rule file, test file or accounts file invalid
     ├── UsageError                 exit 2  bad command-line arguments or missing files
-    ├── BackendError               exit 3  IMAP/Maildir/SMTP failure, TLS, authentication
-    │   ├── CapabilityError        exit 3  the server lacks something we need
+    ├── BackendError               exit 3  transient: network, server down or busy -- run again
     │   ├── ConnectionLost         exit 3  the connection dropped mid-command
-    │   └── MissingFolder          exit 3  a destination vanished (renamed or deleted meanwhile)
+    │   ├── MissingFolder          exit 3  a destination vanished (renamed or deleted meanwhile)
+    │   └── PermanentError         exit 6  running again won't help until someone fixes something
+    │       ├── AuthenticationFailed       wrong password, refused or expired token
+    │       ├── ConfigurationError         missing Maildir, unusable ca_file, TLS not offered
+    │       ├── CapabilityError            the server or mailbox lacks something the rules need
+    │       ├── FolderRefused              a folder name this server can't hold
+    │       └── StateStoreError            the state directory is full, read-only or locked
     ├── PlanRefused                exit 4  the reviewed plan can't run as it is
     │   ├── StalePlanError                 UIDVALIDITY changed since planning
     │   └── NeedsConfirmation              too many deletions without --yes
-    └── LockHeld                   exit 5  another run holds the account's lock
+    ├── LockHeld                   exit 5  another run holds the mailbox's lock
+    └── Interrupted                exit 130 (SIGINT) / 143 (SIGTERM); the journal makes a re-run safe
+
+A cron wrapper retries on 3 and 5 and alerts on 2 and 6.
 """
 
 from __future__ import annotations
@@ -75,7 +83,29 @@ class BackendError(MailrulesError):
         super().__init__(f"{message} ({where})" if where else message)
 
 
-class CapabilityError(BackendError):
+class PermanentError(BackendError):
+    """A failure that repeats on every run until the account, rules or machine are fixed."""
+
+    exit_code = 6
+
+
+class AuthenticationFailed(PermanentError):
+    pass
+
+
+class ConfigurationError(PermanentError):
+    pass
+
+
+class CapabilityError(PermanentError):
+    pass
+
+
+class FolderRefused(PermanentError):
+    pass
+
+
+class StateStoreError(PermanentError):
     pass
 
 
@@ -101,3 +131,13 @@ class NeedsConfirmation(PlanRefused):
 
 class LockHeld(MailrulesError):
     exit_code = 5
+
+
+class Interrupted(MailrulesError):
+    """SIGINT or SIGTERM ended the run; its exit code is 128 + the signal number."""
+
+    exit_code = 130
+
+    def __init__(self, signal_number: int = 2):
+        self.exit_code = 128 + signal_number
+        super().__init__("interrupted; run again to finish (the journal makes that safe)")
