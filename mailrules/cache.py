@@ -23,8 +23,8 @@ from mailrules.model import Reply, RuleSet
 if TYPE_CHECKING:
     from mailrules.accounts import Accounts
 
-FORMAT = 1
-BUILDERS = ("model.py", "parse.py", "loader.py", "yamlsrc.py", "units.py", "templates.py", "cache.py")
+FORMAT = 2
+BUILDERS = ("model.py", "parse.py", "loader.py", "yamlsrc.py", "units.py", "templates.py", "reply.py", "cache.py")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +60,28 @@ def load_accounts_cached(path: str | os.PathLike[str] | None, cache_dir: Path) -
 
 
 def _cached(cache_dir: Path, kind: str, path: str | os.PathLike[str], build) -> object:  # type: ignore[no-untyped-def]
-    key = hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:24]
-    entry = cache_dir / f"{kind}-{key}.pickle"
+    entry = cache_dir / f"{kind}-{_key(path)}.pickle"
     cached = _read(entry)
     if cached is not None and _fresh(cached):
         return cached.value
     value, dependencies = build()
-    _write(entry, CacheEntry(_version(), tuple((name, _sha256(name)) for name in dependencies), value))
+    # Recorded absolute: a relative name would be checked against whatever folder the next
+    # run starts in, and could find another file there that happens to look unchanged.
+    names = [os.path.abspath(name) for name in dependencies]
+    _write(entry, CacheEntry(_version(), tuple((name, _sha256(name)) for name in names), value))
     return value
+
+
+def _key(path: str | os.PathLike[str]) -> str:
+    """Everything the loaded value depends on besides file contents: the file, and the name it was given by.
+
+    A rule file named relatively carries that name (and the working directory it is
+    relative to) in its rules and messages, so each spelling gets an entry of its own.
+    """
+    given = os.fspath(path)
+    anchor = "" if os.path.isabs(given) else os.getcwd()
+    identity = "\0".join((os.path.realpath(given), given, anchor))
+    return hashlib.sha256(identity.encode()).hexdigest()[:24]
 
 
 def _dependencies(ruleset: RuleSet) -> list[str]:

@@ -137,6 +137,8 @@ def _open_checked(mailbox: Mailbox, plan: FolderPlan) -> None:
 
 def _execute_folder(plan: FolderPlan, mailbox: Mailbox, journal: Journal, sender: Sender | None) -> FolderReport:
     report = FolderReport(plan.folder)
+    report.failed_sends += [f"{send.kind} for UID {send.uid} (rule {send.rule}): {send.skip_reason}"
+                            for send in plan.sends if send.failed]
     if not plan.has_work:
         return report
     _retrying(mailbox, lambda: _open_checked(mailbox, plan))

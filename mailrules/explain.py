@@ -19,7 +19,7 @@ from mailrules.match import EvalContext, Trace
 from mailrules.message import MessageView
 from mailrules.model import Rule, RuleSet, canonical_flag
 from mailrules.reply import (Identity, ReplyTemplateError, redirect_skip_reason, render_reply, reply_skip_reason,
-                             template_variables)
+                             template_root, template_variables)
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -81,7 +81,7 @@ def _sends(outcome: MessageOutcome, message: MessageView, rules: dict[str, Rule]
         if reason is None:
             try:
                 subject, body = render_reply(reply, template_variables(message, rules[rule_name], identity),
-                                             Path(rules[rule_name].source).parent)
+                                             template_root(rules[rule_name]))
             except ReplyTemplateError as exc:
                 reason = f"the template failed: {exc}"
         verdicts.append(SendVerdict("reply", rule_name, reason, subject, body))

@@ -66,6 +66,9 @@ class Send:
     sender_key: str | None = None  # who once_per is counted against
     envelope_from: str | None = None
     payload: bytes | None = field(default=None, repr=False)  # the exact reply; a redirect reads the original at send time
+    # Skipped because it could not be built (its template failed, its address can't be sent
+    # to), not because a guard said no: the run reports it as a failure and exits 1.
+    failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ generated header only after CR, LF and other control characters are removed.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
@@ -172,14 +173,23 @@ def default_subject(original: str) -> str:
     return "Auto: " + _AUTO_PREFIX.sub("", original)
 
 
+def template_root(rule: Rule) -> Path:
+    """The folder a rule's reply templates are loaded from: its rule file's, as an absolute path.
+
+    A rule file named relative to the working directory (``mailrules explain rules.yaml``)
+    must find its templates as surely as one named absolutely from cron.
+    """
+    return Path(os.path.abspath(rule.source)).parent
+
+
 def render_reply(reply: Reply, variables: Mapping[str, object], base_dir: Path) -> tuple[str, str]:
     """(subject, body) rendered in the sandbox; raises ReplyTemplateError with the reason."""
-    from mailrules.templates import make_environment
+    from mailrules.templates import make_environment, template_name
 
     env = make_environment(base_dir)
     try:
         if reply.template is not None:
-            body = env.get_template(Path(reply.template).relative_to(base_dir).as_posix()).render(variables)
+            body = env.get_template(template_name(base_dir, reply.template)).render(variables)
         else:
             body = env.from_string(reply.body or "").render(variables)
         message = variables["message"]
@@ -260,7 +270,7 @@ class SendPlanner:
             subject, body = render_reply(reply, template_variables(message, rule, self.identity),
                                          self.base_dirs[send.rule])
         except ReplyTemplateError as exc:
-            return replace(send, recipient=sender, skip_reason=f"the template failed: {exc}")
+            return replace(send, recipient=sender, skip_reason=f"the template failed: {exc}", failed=True)
         self.answered.add((send.rule, sender.casefold()))
         payload = build_reply(sender=from_address, recipient=sender, subject=subject, body=body,
                               original=message, now=self.now)

@@ -94,19 +94,20 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
     finally:
         if progress is not None:
             progress.clear()
-    journal.finish("ok" if not report.failures else "partial", {"folders": len(report.folders)})
+    journal.finish("ok" if not report.failures else "partial",
+                   {"folders": len(report.folders), "failures": report.failures})
     return _print_report(report, plan, request.as_json, out)
 
 
 def make_plan(request: RunRequest, ruleset: RuleSet, account: Account, mailbox: Mailbox, state: State) -> Plan:
     from mailrules.planner import PlanOptions, build_plan
-    from mailrules.reply import Identity, SendPlanner
+    from mailrules.reply import Identity, SendPlanner, template_root
 
     identity = Identity(account.name, tuple(account.addresses))
     send_planner = SendPlanner(
         identity=identity,
         rules={rule.name: rule for rule in ruleset.rules},
-        base_dirs={rule.name: Path(rule.source).parent for rule in ruleset.rules},
+        base_dirs={rule.name: template_root(rule) for rule in ruleset.rules},
         now=request.now,
         last_reply=lambda rule, sender: state.last_reply(account.name, rule, sender),
     )

@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.dovecot import Dovecot, User
 from tests.support.smtp import RecordingSMTP
-from tests.support.workspace import Workspace, make_message, snapshot, workspace
+from tests.support.workspace import Workspace, make_message, run_cli, snapshot, workspace
 
 NOW = "2026-11-20T10:00:00Z"
 
@@ -227,3 +227,53 @@ def test_a_failed_send_is_retried_by_a_new_only_run(tmp_path: Path, dovecot: Dov
     assert space.run("--now", NOW, "--new-only").code == 0
     assert len(smtp.messages) == 1
     assert len(snapshot(dovecot, imap_user)["Tickets"]) == 1
+
+
+TEMPLATE_RULES = RULES.replace("""          body: |
+            Hello {{ message.from }},
+            ticket received: {{ message.subject }}
+""", """          template: templates/ticket.txt.j2
+""")
+
+
+def test_a_template_reply_works_from_any_working_directory(tmp_path: Path, dovecot: Dovecot, imap_user: User,
+                                                           smtp: RecordingSMTP,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    space = space_for(tmp_path / "mail", imap_user, smtp, TEMPLATE_RULES)
+    (space.root / "templates").mkdir()
+    (space.root / "templates" / "ticket.txt.j2").write_text("ticket received: {{ message.subject }}\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    options = ["--accounts", str(space.accounts), "--account", "t", "--state", str(space.state), "--now", NOW]
+    # As a user tries it by hand, then as the same rules run from cron: the answers must not differ,
+    # whatever the cache kept from the earlier run.
+    for number, (folder, rules) in enumerate([(space.root, "rules.yaml"), (space.root, str(space.rules)),
+                                              (elsewhere, str(space.rules))], start=1):
+        monkeypatch.chdir(folder)
+        dovecot.deliver(imap_user, ticket(f"Problem {number}", f"Erin <erin{number}@customer.example>"))
+        result = run_cli(["run", rules, *options])
+        assert result.code == 0, result.output
+        assert len(smtp.messages) == number, result.output
+        assert received(smtp)[-1].get_content().splitlines() == [f"ticket received: Problem {number}"]
+    monkeypatch.chdir(space.root)
+    (space.root / "msg.eml").write_bytes(ticket("By hand"))
+    explained = run_cli(["explain", "rules.yaml", "msg.eml", "--address", "support@example.com"])
+    assert explained.code == 0, explained.output
+    assert "ticket received: By hand" in explained.stdout and "template failed" not in explained.stdout
+
+
+def test_a_reply_that_fails_is_reported_and_run_exits_1(tmp_path: Path, dovecot: Dovecot, imap_user: User,
+                                                        smtp: RecordingSMTP) -> None:
+    rules = RULES.replace("ticket received: {{ message.subject }}", 'ticket {{ message.headers["X-Ticket"] }}')
+    space = space_for(tmp_path, imap_user, smtp, rules)
+    dovecot.deliver(imap_user, ticket("Without a number"))
+    dovecot.deliver(imap_user, ticket("With a number", "Finn <finn@customer.example>", **{"X-Ticket": "T-7"}))
+    result = space.run("--now", NOW)
+    assert result.code == 1, result.output
+    assert "failed: reply for UID 1 (rule support): the template failed" in result.output
+    [sent] = received(smtp)
+    assert sent.get_content().splitlines() == ["Hello Finn <finn@customer.example>,", "ticket T-7"]
+    # The failed reply holds nothing up: both messages are filed.
+    assert len(snapshot(dovecot, imap_user)["Tickets"]) == 2
+    history = run_cli(["history", "--state", str(space.state)])
+    assert "partial" in history.stdout
