@@ -117,6 +117,11 @@ class MissingFolder(BackendError):
     """A COPY/MOVE/APPEND destination does not exist (the server said [TRYCREATE])."""
 
 
+class SendRefused(BackendError):
+    """The SMTP server will never take this reply or redirect (its address, not the server, is the
+    problem): it is skipped and reported, and its message is not held back for it."""
+
+
 class PlanRefused(MailrulesError):
     exit_code = 4
 

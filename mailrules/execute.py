@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from mailrules.backends.base import CopyResult, FetchNeeds, Mailbox
-from mailrules.errors import BackendError, ConnectionLost, MissingFolder, StalePlanError
+from mailrules.errors import BackendError, ConnectionLost, MissingFolder, SendRefused, StalePlanError
 from mailrules.plan import FolderPlan, Plan, Send, Transfer
 
 FINGERPRINT_NEEDS = FetchNeeds(headers=frozenset({"message-id", "date", "from", "subject"}))
@@ -175,6 +175,11 @@ def _send_all(plan: FolderPlan, mailbox: Mailbox, journal: Journal, sender: Send
         op_id = journal.intent(Operation(plan.folder, plan.uidvalidity, send.kind, (send.uid,), rule=send.rule))
         try:
             sender.send(send, mailbox)
+        except SendRefused as exc:
+            # Retrying can't help, so the message's other actions go ahead; the run still exits 1.
+            journal.failed(op_id, str(exc))
+            report.failed_sends.append(f"{send.kind} for UID {send.uid} (rule {send.rule}): {exc}")
+            continue
         except BackendError as exc:
             journal.failed(op_id, str(exc))
             held.add(send.uid)

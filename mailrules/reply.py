@@ -16,8 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, getaddresses, make_msgid, parseaddr
+from email.policy import SMTP, SMTPUTF8
+from email.utils import formataddr, format_datetime, getaddresses, make_msgid, parseaddr
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -205,14 +205,67 @@ class ReplyTemplateError(Exception):
     pass
 
 
+# ---------------------------------------------------------------- internationalised addresses
+
+
+class UnsendableAddress(Exception):
+    """An address no SMTP server can be given; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpAddress:
+    """An address as it goes into the envelope and the headers.
+
+    A non-ASCII domain is written as IDNA A-labels (``xn--``), which every server takes;
+    only a non-ASCII local part, which has no ASCII form, needs SMTPUTF8 (RFC 6531).
+    """
+
+    address: str
+    needs_smtputf8: bool
+    ascii_domain: str  # for what must stay ASCII even then, such as a Message-ID
+
+
+def smtp_address(address: str) -> SmtpAddress:
+    """The form of ``address`` to send to; raises UnsendableAddress when there is none.
+
+    >>> smtp_address("joerg@bücher.example")
+    SmtpAddress(address='joerg@xn--bcher-kva.example', needs_smtputf8=False, ascii_domain='xn--bcher-kva.example')
+    >>> smtp_address("jürgen@bücher.example").needs_smtputf8
+    True
+    """
+    local, _, domain = address.rpartition("@")
+    if not local or not domain:
+        raise UnsendableAddress(f"{address!r} is not an address (local@domain)")
+    if address.isascii():
+        return SmtpAddress(address, False, domain)
+    import idna
+
+    try:
+        ascii_domain = idna.encode(domain, uts46=True).decode("ascii")
+    except (idna.IDNAError, UnicodeError) as exc:
+        raise UnsendableAddress(f"the domain of {address} is not a valid internationalised domain name "
+                                f"({exc})") from None
+    if local.isascii():
+        return SmtpAddress(f"{local}@{ascii_domain}", False, ascii_domain)
+    return SmtpAddress(f"{local}@{domain}", True, ascii_domain)
+
+
 def build_reply(*, sender: str, recipient: str, subject: str, body: str, original: MessageView,
                 now: datetime) -> EmailMessage:
-    reply = EmailMessage(policy=SMTP)
-    reply["From"] = clean_header(sender)
-    reply["To"] = clean_header(recipient)
+    """The reply; ``sender`` may carry a display name.  Raises UnsendableAddress.
+
+    Non-ASCII display names and subjects become RFC 2047 encoded words, unless an address
+    needs SMTPUTF8 anyway: then the headers are UTF-8 as RFC 6532 allows.
+    """
+    name, bare = parseaddr(clean_header(sender))
+    from_address, to_address = smtp_address(bare), smtp_address(clean_header(recipient))
+    utf8 = from_address.needs_smtputf8 or to_address.needs_smtputf8
+    reply = EmailMessage(policy=SMTPUTF8 if utf8 else SMTP)
+    reply["From"] = formataddr((name, from_address.address)) if name else from_address.address
+    reply["To"] = to_address.address
     reply["Subject"] = subject
     reply["Date"] = format_datetime(now)
-    reply["Message-ID"] = make_msgid(domain=sender.rsplit("@", 1)[-1] or None)
+    reply["Message-ID"] = make_msgid(domain=from_address.ascii_domain)
     reply["Auto-Submitted"] = "auto-replied"
     original_id = clean_header(original.message_id or "")
     if original_id:
@@ -229,7 +282,7 @@ def redirected_bytes(raw: bytes, *, account_address: str, recipient: str, now: d
     trace = (f"Resent-From: {account_address}\r\nResent-To: {recipient}\r\n"
              f"Resent-Date: {format_datetime(now)}\r\nResent-Message-ID: {make_msgid(domain=domain)}\r\n"
              f"{LOOP_HEADER}: {account_address}\r\n")
-    return trace.encode("ascii") + raw
+    return trace.encode("utf-8") + raw  # a non-ASCII account address makes the sender ask for SMTPUTF8
 
 
 # ---------------------------------------------------------------- planning sends
@@ -271,11 +324,15 @@ class SendPlanner:
                                          self.base_dirs[send.rule])
         except ReplyTemplateError as exc:
             return replace(send, recipient=sender, skip_reason=f"the template failed: {exc}", failed=True)
+        try:
+            envelope_from, recipient = smtp_address(parseaddr(from_address)[1]), smtp_address(sender)
+            payload = bytes(build_reply(sender=from_address, recipient=sender, subject=subject, body=body,
+                                        original=message, now=self.now))
+        except (UnsendableAddress, UnicodeError) as exc:
+            return replace(send, recipient=sender, skip_reason=f"the reply can't be sent: {exc}", failed=True)
         self.answered.add((send.rule, sender.casefold()))
-        payload = build_reply(sender=from_address, recipient=sender, subject=subject, body=body,
-                              original=message, now=self.now)
-        return replace(send, recipient=sender, subject=subject, preview=_preview(body),
-                       sender_key=sender.casefold(), payload=bytes(payload), envelope_from=from_address)
+        return replace(send, recipient=recipient.address, subject=subject, preview=_preview(body),
+                       sender_key=sender.casefold(), payload=payload, envelope_from=envelope_from.address)
 
     def _recently_answered(self, rule: str, sender: str | None, reply: Reply) -> str | None:
         if not sender:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from mailrules.backends.base import Mailbox
-from mailrules.errors import BackendError
+from mailrules.errors import BackendError, SendRefused
 from mailrules.plan import Send
 from mailrules.reply import redirected_bytes
 
@@ -33,17 +33,53 @@ class SmtpSender:
     _connection: smtplib.SMTP | None = field(default=None, init=False, repr=False)
 
     def send(self, send: Send, mailbox: Mailbox) -> None:
+        """Hand ``send`` to the server; SendRefused when it never can, BackendError when it failed this time."""
         if send.recipient is None or send.envelope_from is None:
             raise BackendError(f"{send.kind} for UID {send.uid} has no recipient or sender")
         data = self._data(send, mailbox)
+        connection = self._connect()
+        options = self._utf8_options(connection, send, data)
         try:
-            refused = self._connect().sendmail(send.envelope_from, [send.recipient], data)
+            refused = connection.sendmail(send.envelope_from, [send.recipient], data, mail_options=options)
+        except smtplib.SMTPRecipientsRefused as exc:
+            self._after_refusal(send, exc.recipients)
+        except UnicodeError:
+            # Only a server without SMTPUTF8 would be sent a non-ASCII command; we never do.
+            self.close()
+            raise SendRefused(f"the address {send.recipient} can't be written for {self._name}") from None
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
-            raise BackendError(f"SMTP server {self.host}:{self.port} did not accept the {send.kind}: "
+            raise BackendError(f"SMTP server {self._name} did not accept the {send.kind}: "
                                f"{_describe(exc)}") from None
         if refused:
-            raise BackendError(f"SMTP server {self.host}:{self.port} refused {send.recipient}: {refused}")
+            raise BackendError(f"SMTP server {self._name} refused {send.recipient}: {refused}")
+
+    @property
+    def _name(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    def _utf8_options(self, connection: smtplib.SMTP, send: Send, data: bytes) -> list[str]:
+        """``["SMTPUTF8"]`` when an address or a header isn't ASCII (RFC 6531), which the server must offer."""
+        headers = data.split(b"\r\n\r\n", 1)[0]
+        if send.recipient.isascii() and (send.envelope_from or "").isascii() and headers.isascii():  # type: ignore[union-attr]
+            return []
+        try:
+            connection.ehlo_or_helo_if_needed()
+        except (smtplib.SMTPException, OSError) as exc:
+            self.close()
+            raise BackendError(f"SMTP server {self._name} did not answer EHLO: {_describe(exc)}") from None
+        if not connection.has_extn("smtputf8"):
+            raise SendRefused(f"the address {send.recipient} has a non-ASCII local part, which needs SMTPUTF8, "
+                              f"and SMTP server {self._name} does not offer it")
+        return ["SMTPUTF8"]
+
+    def _after_refusal(self, send: Send, recipients: dict[str, tuple[int, bytes]]) -> None:
+        """A 5xx for the address is final; anything else may pass on the next run."""
+        answers = "; ".join(f"{code} {_text(reply)}" for code, reply in recipients.values())
+        if recipients and all(code >= 500 for code, _ in recipients.values()):
+            raise SendRefused(f"SMTP server {self._name} refused {send.recipient} for good: {answers}")
+        self.close()
+        raise BackendError(f"SMTP server {self._name} refused {send.recipient} for now: {answers}")
 
     def _data(self, send: Send, mailbox: Mailbox) -> bytes:
         if send.kind == "reply":
@@ -92,6 +128,10 @@ class SmtpSender:
             except (smtplib.SMTPException, OSError):
                 pass
             self._connection = None
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
 
 
 def _describe(exc: BaseException) -> str:

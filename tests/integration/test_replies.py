@@ -10,7 +10,7 @@ import pytest
 
 from tests.support.dovecot import Dovecot, User
 from tests.support.smtp import RecordingSMTP
-from tests.support.workspace import Workspace, make_message, run_cli, snapshot, workspace
+from tests.support.workspace import Workspace, make_message, message_ids, run_cli, snapshot, workspace
 
 NOW = "2026-11-20T10:00:00Z"
 
@@ -277,3 +277,107 @@ def test_a_reply_that_fails_is_reported_and_run_exits_1(tmp_path: Path, dovecot:
     assert len(snapshot(dovecot, imap_user)["Tickets"]) == 2
     history = run_cli(["history", "--state", str(space.state)])
     assert "partial" in history.stdout
+
+
+GREETINGS_RULES = """\
+version: 1
+rules:
+  - name: greetings
+    when: {subject: GRÜSSE}
+    then:
+      - reply:
+          from: "Büro Müller <support@example.com>"
+          body: "Danke, {{ message.from }}!"
+          require_recipient: false
+      - move: Freunde
+"""
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+
+
+def greetings(tmp_path: Path, dovecot: Dovecot, imap_user: User, server: RecordingSMTP) -> Workspace:
+    """The German fixture (jürgen@bücher.example) and an ASCII sender, in the same folder."""
+    dovecot.deliver(imap_user, (FIXTURES / "grusse-utf8-headers.eml").read_bytes())
+    dovecot.deliver(imap_user, make_message("GRÜSSE von Erin", "Erin <erin@customer.example>"))
+    return space_for(tmp_path, imap_user, server, GREETINGS_RULES)
+
+
+def test_a_reply_to_a_non_ascii_address_uses_smtputf8(tmp_path: Path, dovecot: Dovecot, imap_user: User) -> None:
+    with RecordingSMTP(smtputf8=True) as server:
+        result = greetings(tmp_path, dovecot, imap_user, server).run("--now", NOW)
+        assert result.code == 0, result.output
+        first, second = server.messages
+    assert first.rcpt_tos == ("jürgen@bücher.example",) and "SMTPUTF8" in first.mail_options
+    reply = email.message_from_bytes(first.data, policy=default_policy)
+    assert reply["To"] == "jürgen@bücher.example"
+    assert reply["Subject"] == "Auto: GRÜSSE aus der Straße"
+    assert reply["From"] == "Büro Müller <support@example.com>"
+    assert reply.get_content().strip() == "Danke, Jürgen Müller <jürgen@bücher.example>!"
+    # An ASCII address needs no SMTPUTF8, and its headers stay ASCII (RFC 2047).
+    assert second.rcpt_tos == ("erin@customer.example",) and "SMTPUTF8" not in second.mail_options
+    assert second.data.split(b"\r\n\r\n")[0].isascii()
+    assert len(snapshot(dovecot, imap_user)["Freunde"]) == 2
+
+
+def test_without_smtputf8_a_non_ascii_local_part_is_a_skipped_reply(tmp_path: Path, dovecot: Dovecot,
+                                                                   imap_user: User, smtp: RecordingSMTP) -> None:
+    space = greetings(tmp_path, dovecot, imap_user, smtp)
+    result = space.run("--now", NOW)
+    assert result.code == 1, result.output
+    assert "internal error" not in result.output
+    assert "failed: reply for UID 1 (rule greetings): the address jürgen@bücher.example" in result.stdout
+    assert "SMTPUTF8" in result.stdout
+    [sent] = smtp.messages
+    assert sent.rcpt_tos == ("erin@customer.example",)
+    # Nothing is held up: both messages are filed, the unanswerable one too.
+    shot = snapshot(dovecot, imap_user)
+    assert len(shot["Freunde"]) == 2 and "INBOX" not in shot
+    assert "partial" in run_cli(["history", "--state", str(space.state)]).stdout
+    assert space.run("--now", NOW).code == 0  # reported once; nothing left to do
+
+
+def test_without_smtputf8_a_non_ascii_domain_is_sent_as_idna(tmp_path: Path, dovecot: Dovecot, imap_user: User,
+                                                             smtp: RecordingSMTP) -> None:
+    dovecot.deliver(imap_user, make_message("Grüsse", "Jörg Bücher <joerg@bücher.example>"))
+    result = space_for(tmp_path, imap_user, smtp, GREETINGS_RULES).run("--now", NOW)
+    assert result.code == 0, result.output
+    [sent] = smtp.messages
+    assert sent.rcpt_tos == ("joerg@xn--bcher-kva.example",) and "SMTPUTF8" not in sent.mail_options
+    headers = sent.data.split(b"\r\n\r\n")[0]
+    assert headers.isascii() and b"=?utf-8?" in headers
+    reply = email.message_from_bytes(sent.data, policy=default_policy)
+    assert reply["To"] == "joerg@xn--bcher-kva.example"
+    assert reply["From"] == "Büro Müller <support@example.com>"
+    assert reply["Subject"] == "Auto: Grüsse"
+
+
+def test_an_address_that_cant_be_written_is_a_skipped_reply(tmp_path: Path, dovecot: Dovecot, imap_user: User,
+                                                            smtp: RecordingSMTP) -> None:
+    dovecot.deliver(imap_user, make_message("Grüsse", "Snow <snow@schnee☃mann.example>"))
+    space = space_for(tmp_path, imap_user, smtp, GREETINGS_RULES)
+    plan = space.plan("--now", NOW)
+    assert plan.code == 0 and "the reply can't be sent" in plan.stdout and "schnee☃mann" in plan.stdout
+    result = space.run("--now", NOW)
+    assert result.code == 1, result.output
+    assert "failed: reply for UID 1 (rule greetings): the reply can't be sent" in result.stdout
+    assert smtp.messages == []
+    assert len(snapshot(dovecot, imap_user)["Freunde"]) == 1
+
+
+def test_a_recipient_refused_for_good_is_skipped_and_one_refused_for_now_is_retried(
+        tmp_path: Path, dovecot: Dovecot, imap_user: User, smtp: RecordingSMTP) -> None:
+    smtp.refusals.update({"gone@customer.example": "550 5.1.1 no such user",
+                          "busy@customer.example": "450 4.2.1 try later"})
+    dovecot.deliver(imap_user, ticket("Anyone there?", "Gone <gone@customer.example>"))
+    dovecot.deliver(imap_user, ticket("Hello?", "Busy <busy@customer.example>"))
+    space = space_for(tmp_path, imap_user, smtp)
+    result = space.run("--now", NOW)
+    assert result.code == 1, result.output
+    assert "refused gone@customer.example for good: 550 5.1.1 no such user" in result.stdout
+    assert "refused busy@customer.example for now: 450 4.2.1 try later" in result.stdout
+    shot = message_ids(snapshot(dovecot, imap_user))
+    assert len(shot["Tickets"]) == 1 and len(shot["INBOX"]) == 1  # only the retryable one waits
+    smtp.refusals.clear()
+    assert space.run("--now", NOW).code == 0
+    [sent] = smtp.messages
+    assert sent.rcpt_tos == ("busy@customer.example",)
+    assert len(snapshot(dovecot, imap_user)["Tickets"]) == 2

@@ -19,13 +19,23 @@ class Received:
     mail_from: str
     rcpt_tos: tuple[str, ...]
     data: bytes
+    mail_options: tuple[str, ...] = ()
 
 
 class _Recorder:
-    def __init__(self, sink: list[Received], lock: threading.Lock, auth_required: bool):
+    def __init__(self, sink: list[Received], lock: threading.Lock, auth_required: bool,
+                 refusals: dict[str, str]):
         self._sink = sink
         self._lock = lock
         self._auth_required = auth_required
+        self._refusals = refusals
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
+                          rcpt_options: list[str]) -> str:
+        if address in self._refusals:
+            return self._refusals[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,  # noqa: N802
                           mail_options: list[str]) -> str:
@@ -38,7 +48,8 @@ class _Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 (aiosmtpd hook name)
-        received = Received(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(envelope.original_content))
+        received = Received(envelope.mail_from, tuple(envelope.rcpt_tos), bytes(envelope.original_content),
+                            tuple(envelope.mail_options))
         with self._lock:
             self._sink.append(received)
         return "250 OK"
@@ -50,13 +61,15 @@ class RecordingSMTP:
     With ``credentials=(user, password)`` it requires AUTH (PLAIN/LOGIN, allowed without
     TLS on loopback) and refuses mail from clients that didn't log in.  ``stop()`` makes
     it unreachable, to test a mail server that is down; ``start()`` brings it back on the
-    same port.
+    same port.  ``smtputf8=True`` offers SMTPUTF8 (RFC 6531), which aiosmtpd leaves off by default.
     """
 
-    def __init__(self, *, credentials: tuple[str, str] | None = None):
+    def __init__(self, *, credentials: tuple[str, str] | None = None, smtputf8: bool = False):
+        self.refusals: dict[str, str] = {}  # recipient -> the reply RCPT gets instead of 250
         self.host = "127.0.0.1"
         self.port = free_port()
         self.credentials = credentials
+        self.smtputf8 = smtputf8
         self.messages: list[Received] = []
         self._lock = threading.Lock()
         self._controller: Controller | None = None
@@ -69,8 +82,10 @@ class RecordingSMTP:
 
     def start(self) -> RecordingSMTP:
         if self._controller is None:
-            recorder = _Recorder(self.messages, self._lock, auth_required=self.credentials is not None)
-            self._controller = Controller(recorder, hostname=self.host, port=self.port, **self._auth_options())
+            recorder = _Recorder(self.messages, self._lock, auth_required=self.credentials is not None,
+                                 refusals=self.refusals)
+            self._controller = Controller(recorder, hostname=self.host, port=self.port,
+                                          enable_SMTPUTF8=self.smtputf8, **self._auth_options())
             self._controller.start()
         return self
 
@@ -86,6 +101,7 @@ class RecordingSMTP:
     def clear(self) -> None:
         with self._lock:
             self.messages.clear()
+            self.refusals.clear()
 
     def _auth_options(self) -> dict[str, Any]:
         if self.credentials is None:
