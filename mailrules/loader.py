@@ -43,7 +43,7 @@ from mailrules.parse import (
     address_operator_message,
     parse_rule_file,
 )
-from mailrules.templates import check_template_source, make_environment
+from mailrules.templates import check_template_source, make_environment, template_problem
 from mailrules.units import parse_day, parse_duration, parse_size
 from mailrules.yamlsrc import LocIndex, Path, YamlDocument, read_yaml
 
@@ -495,6 +495,8 @@ def _template_problems(templates: list[TemplateRef]) -> Iterator[Problem]:
         if problem is None and source is not None:
             error = check_template_source(source, environments[ref.base_dir])
             problem = f"template {ref.shown_as}: {error}" if error else None
+            if problem is None and (undefined := template_problem(ref, source, environments[ref.base_dir])):
+                yield undefined
         if problem:
             yield Problem(ref.loc, problem)
 

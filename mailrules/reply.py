@@ -161,6 +161,35 @@ def template_variables(message: MessageView, rule: Rule, identity: Identity) -> 
     }
 
 
+class _SampleHeaders(HeaderMap):
+    """Every header a template asks for exists in the sample: which ones mail carries is up to the mail."""
+
+    def __getitem__(self, key: str) -> str:
+        return super().get(key.lower(), "sample value")
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), "sample value")
+
+
+SAMPLE_MESSAGE = (b"From: Sam Sample <sam@example.net>\r\nTo: You <you@example.org>\r\nCc: cc@example.org\r\n"
+                  b"Subject: A sample subject\r\nDate: Fri, 20 Nov 2026 10:00:00 +0000\r\n"
+                  b"Message-ID: <sample@example.net>\r\n\r\nA sample body.\r\n")
+
+
+def sample_variables() -> dict[str, object]:
+    """What a template sees, for a made-up message: ``validate`` renders every template with it."""
+    from mailrules.message import MessageView
+    from mailrules.model import FlagTest
+
+    rule = Rule("sample rule", FlagTest("\\Seen", False), (), description="A sample description")
+    variables = template_variables(MessageView.from_bytes(SAMPLE_MESSAGE), rule,
+                                   Identity("sample", ("you@example.org",)))
+    message = variables["message"]
+    assert isinstance(message, dict)
+    message["headers"] = _SampleHeaders(message["headers"])
+    return variables
+
+
 def _safe_body(message: MessageView) -> str:
     try:
         return message.body_text()
