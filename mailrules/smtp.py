@@ -38,7 +38,7 @@ class SmtpSender:
             raise BackendError(f"{send.kind} for UID {send.uid} has no recipient or sender")
         data = self._data(send, mailbox)
         connection = self._connect()
-        options = self._utf8_options(connection, send, data)
+        options = self._utf8_options(connection, send.recipient, send.envelope_from, data)
         try:
             refused = connection.sendmail(send.envelope_from, [send.recipient], data, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
@@ -58,20 +58,23 @@ class SmtpSender:
     def _name(self) -> str:
         return f"{self.host}:{self.port}"
 
-    def _utf8_options(self, connection: smtplib.SMTP, send: Send, data: bytes) -> list[str]:
-        """``["SMTPUTF8"]`` when an address or a header isn't ASCII (RFC 6531), which the server must offer."""
-        headers = data.split(b"\r\n\r\n", 1)[0]
-        if send.recipient.isascii() and (send.envelope_from or "").isascii() and headers.isascii():  # type: ignore[union-attr]
+    def _utf8_options(self, connection: smtplib.SMTP, recipient: str, envelope_from: str, data: bytes) -> list[str]:
+        """``["SMTPUTF8"]`` (RFC 6531) when an address needs it, which the server must then offer, or
+        when the message's own headers are UTF-8 (a redirected original) and the server offers it."""
+        unwritable = next((address for address in (recipient, envelope_from) if not address.isascii()), None)
+        if unwritable is None and data.split(b"\r\n\r\n", 1)[0].isascii():
             return []
         try:
             connection.ehlo_or_helo_if_needed()
         except (smtplib.SMTPException, OSError) as exc:
             self.close()
             raise BackendError(f"SMTP server {self._name} did not answer EHLO: {_describe(exc)}") from None
-        if not connection.has_extn("smtputf8"):
-            raise SendRefused(f"the address {send.recipient} has a non-ASCII local part, which needs SMTPUTF8, "
+        if connection.has_extn("smtputf8"):
+            return ["SMTPUTF8"]
+        if unwritable is not None:
+            raise SendRefused(f"the address {unwritable} has a non-ASCII local part, which needs SMTPUTF8, "
                               f"and SMTP server {self._name} does not offer it")
-        return ["SMTPUTF8"]
+        return []  # 8-bit headers as servers took them before SMTPUTF8 existed
 
     def _after_refusal(self, send: Send, recipients: dict[str, tuple[int, bytes]]) -> None:
         """A 5xx for the address is final; anything else may pass on the next run."""

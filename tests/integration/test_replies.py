@@ -381,3 +381,20 @@ def test_a_recipient_refused_for_good_is_skipped_and_one_refused_for_now_is_retr
     [sent] = smtp.messages
     assert sent.rcpt_tos == ("busy@customer.example",)
     assert len(snapshot(dovecot, imap_user)["Tickets"]) == 2
+
+
+@pytest.mark.parametrize("smtputf8", [False, True])
+def test_redirecting_an_original_with_utf8_headers(tmp_path: Path, dovecot: Dovecot, imap_user: User,
+                                                   smtputf8: bool) -> None:
+    rules = "version: 1\nrules:\n  - name: forward\n    when: {subject: GRÜSSE}\n    then:\n" \
+            "      - redirect: accounting@example.com\n"
+    original = (FIXTURES / "grusse-utf8-headers.eml").read_bytes()
+    dovecot.deliver(imap_user, original)
+    with RecordingSMTP(smtputf8=smtputf8) as server:
+        result = space_for(tmp_path, imap_user, server, rules).run("--now", NOW)
+        assert result.code == 0, result.output
+        [sent] = server.messages
+    assert sent.rcpt_tos == ("accounting@example.com",)
+    # Declared where the server can take it; sent as before to one that predates SMTPUTF8.
+    assert ("SMTPUTF8" in sent.mail_options) is smtputf8
+    assert sent.data.replace(b"\r\n", b"\n").endswith(original.replace(b"\r\n", b"\n"))
