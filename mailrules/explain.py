@@ -19,7 +19,7 @@ from mailrules.match import EvalContext, Trace
 from mailrules.message import MessageView
 from mailrules.model import Rule, RuleSet, canonical_flag
 from mailrules.reply import (Identity, ReplyTemplateError, redirect_skip_reason, render_reply, reply_skip_reason,
-                             template_root, template_variables)
+                             template_root, template_variables, unsendable_reason)
 
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
@@ -84,6 +84,7 @@ def _sends(outcome: MessageOutcome, message: MessageView, rules: dict[str, Rule]
                                              template_root(rules[rule_name]))
             except ReplyTemplateError as exc:
                 reason = f"the template failed: {exc}"
+        reason = reason or unsendable_reason(message, reply, identity)
         verdicts.append(SendVerdict("reply", rule_name, reason, subject, body))
     for rule_name, address in outcome.redirects:
         verdicts.append(SendVerdict("redirect", rule_name, redirect_skip_reason(message, identity), recipient=address))

@@ -279,6 +279,18 @@ def smtp_address(address: str) -> SmtpAddress:
     return SmtpAddress(f"{local}@{domain}", True, ascii_domain)
 
 
+def unsendable_reason(message: MessageView, reply: Reply, identity: Identity) -> str | None:
+    """Why no SMTP server could be given this reply's addresses, if that is so (for ``explain``)."""
+    from_address = reply.sender or identity.address
+    try:
+        for address in (envelope_sender(message), parseaddr(from_address)[1] if from_address else None):
+            if address:
+                smtp_address(address)
+    except UnsendableAddress as exc:
+        return f"the reply can't be sent: {exc}"
+    return None
+
+
 def build_reply(*, sender: str, recipient: str, subject: str, body: str, original: MessageView,
                 now: datetime) -> EmailMessage:
     """The reply; ``sender`` may carry a display name.  Raises UnsendableAddress.

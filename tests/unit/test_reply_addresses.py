@@ -87,3 +87,20 @@ def test_an_unsendable_sender_is_a_failed_reply_not_a_crash() -> None:
     planned = plan(send, MessageView.from_bytes(raw))
     assert planned.failed and planned.payload is None
     assert planned.skip_reason is not None and "schnee☃mann.example" in planned.skip_reason
+
+
+def test_explain_says_when_the_sender_cant_be_answered(tmp_path: Path) -> None:
+    from tests.support.cli import run_cli
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - name: greetings\n    when: {subject: GRÜSSE}\n"
+                     "    then:\n      - reply: {body: Danke}\n")
+    message = tmp_path / "msg.eml"
+    message.write_bytes(FIXTURE.read_bytes().replace("jürgen@bücher.example".encode(),
+                                                     "snow@schnee☃mann.example".encode()))
+    result = run_cli(["explain", str(rules), str(message)])
+    assert result.code == 0, result.output
+    assert "skipped reply (rule greetings): the reply can't be sent: the domain of snow@schnee☃mann.example" \
+        in result.stdout
+    message.write_bytes(FIXTURE.read_bytes())
+    assert "replies:   1" in run_cli(["explain", str(rules), str(message)]).stdout
