@@ -87,7 +87,7 @@ class Accounts:
 
     def pick(self, name: str | None = None) -> Account:
         """The account called ``name``, else the file's default, else the only one."""
-        chosen = name or self.default
+        chosen = name if name is not None else self.default
         if chosen is None and len(self.accounts) == 1:
             return self.accounts[0]
         if chosen is None:

@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from mailrules.plan import Plan
     from mailrules.state import State
 
-DEFAULT_DELETE_THRESHOLD = 100
-
 
 @dataclass(frozen=True, slots=True)
 class RunRequest:
@@ -127,7 +125,9 @@ def _print_report(report, plan: Plan, as_json: bool, out: TextIO) -> int:  # typ
 
 
 def _check_threshold(plan: Plan, account: Account, confirmed: bool) -> None:
-    threshold = getattr(account, "delete_threshold", None) or DEFAULT_DELETE_THRESHOLD
+    # 0 is a real setting (every trash or delete needs --yes), never "unset": the default
+    # lives on Account alone.
+    threshold = account.delete_threshold
     if plan.removed_count > threshold and not confirmed:
         raise NeedsConfirmation(
             f"this run would trash or delete {plan.removed_count} messages (more than {threshold}); "
@@ -145,7 +145,8 @@ def _account(request: RunRequest, ruleset: RuleSet, cache_dir: Path) -> Account:
     if request.maildir is not None:
         path = Path(request.maildir).resolve()
         return Account(name=f"maildir:{path}", imap=None, maildir=str(path), addresses=(), smtp=None)
-    return load_accounts_cached(request.accounts_file, cache_dir).pick(request.account or ruleset.account)
+    named = request.account if request.account is not None else ruleset.account
+    return load_accounts_cached(request.accounts_file, cache_dir).pick(named)
 
 
 def open_mailbox(account: Account, verbose: int) -> Mailbox:
