@@ -235,7 +235,10 @@ def _add_mailbox_command(commands: argparse._SubParsersAction, name: str) -> Non
     cmd.add_argument("--state", help="state database (default ~/.local/state/mailrules/state.sqlite3)")
     cmd.add_argument("--now", help="the clock for age conditions, e.g. 2026-11-20T10:00:00Z")
     cmd.add_argument("--new-only", action="store_true", help="only messages that arrived since the last run")
-    cmd.add_argument("--json", action="store_true", help="print the whole plan (and report) as JSON")
+    output = cmd.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the whole plan (and report) as JSON")
+    output.add_argument("-q", "--quiet", action="store_true",
+                        help="for cron: print only errors and, for run, one summary line when something changed")
     cmd.add_argument("-v", "--verbose", action="count", default=0, help="show IMAP commands (passwords redacted)")
     if name == "run":
         cmd.add_argument("--dry-run", action="store_true", help="same as `mailrules plan`")
@@ -258,6 +261,7 @@ def _mailbox_command(args: argparse.Namespace, out: TextIO) -> int:
         confirmed=getattr(args, "yes", False),
         as_json=args.json,
         verbose=args.verbose,
+        quiet=args.quiet,
     )
     return run_request(request, out)
 

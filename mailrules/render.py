@@ -127,6 +127,40 @@ def render_report(report: RunReport) -> str:
     return "\n".join(lines)
 
 
+def render_summary(report: RunReport) -> str | None:
+    """One line for cron (``run -q``): what changed, or None when nothing did.
+
+    >>> from mailrules.execute import FolderReport, RunReport
+    >>> render_summary(RunReport(folders=[FolderReport("INBOX", moved=3, flagged=1), FolderReport("Lists", moved=2)]))
+    'flagged 1, moved 5 in INBOX, Lists.'
+    >>> render_summary(RunReport(folders=[FolderReport("INBOX", moved=1)], created=["Archive"]))
+    'moved 1 in INBOX; created Archive.'
+    >>> render_summary(RunReport(folders=[FolderReport("INBOX")])) is None
+    True
+    """
+    totals: dict[str, int] = {}
+    changed: list[str] = []
+    for folder in report.folders:
+        counts = {k: v for k, v in asdict(folder).items() if type(v) is int and v}
+        if counts:
+            changed.append(folder.folder)
+        for key, value in counts.items():
+            totals[key] = totals.get(key, 0) + value
+    parts = []
+    if totals:
+        parts.append(", ".join(f"{key} {value}" for key, value in totals.items()) + " in " + _few(changed, "folders"))
+    if report.created:
+        parts.append("created " + _few(report.created, "folders"))
+    if report.failures:
+        parts.append(f"{len(report.failures)} send{'s' if len(report.failures) != 1 else ''} failed")
+    return "; ".join(parts) + "." if parts else None
+
+
+def _few(names: list[str], noun: str, shown: int = 3) -> str:
+    """``a, b, c`` for a few names, ``12 folders`` for many: a summary line stays one line."""
+    return ", ".join(names) if len(names) <= shown else f"{len(names)} {noun}"
+
+
 def report_to_json(report: RunReport) -> dict[str, Any]:
     data = asdict(report) | {"failures": report.failures}
     for folder in data["folders"]:

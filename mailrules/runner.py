@@ -39,6 +39,7 @@ class RunRequest:
     confirmed: bool
     as_json: bool
     verbose: int = 0
+    quiet: bool = False  # cron: errors only, and one summary line when a run changed something
 
 
 def run_request(request: RunRequest, out: TextIO) -> int:
@@ -46,7 +47,7 @@ def run_request(request: RunRequest, out: TextIO) -> int:
 
     state_path = _state_path(request)
     ruleset, warnings = load_ruleset_cached(request.rules, state_path.parent / "cache")
-    for warning in warnings:
+    for warning in warnings if not request.quiet else ():
         print(warning, file=sys.stderr)
     account = _account(request, ruleset, state_path.parent / "cache")
     with ExitStack() as stack:
@@ -72,13 +73,15 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
             print(f"recovered: {note}", file=sys.stderr)
     plan = make_plan(request, ruleset, account, mailbox, state)
     if request.dry_run:
+        if request.quiet:
+            return 0
         if pending:
             print(f"note: an interrupted run left {len(pending)} unfinished operation(s); `run` settles them first",
                   file=sys.stderr)
         print(plan_to_json(plan) if request.as_json else render_plan(plan), file=out)
         return 0
     _check_threshold(plan, account, request.confirmed)
-    if not request.as_json:
+    if not request.as_json and not request.quiet:
         print(render_plan(plan, running=True), file=out)
     from mailrules.execute import execute_plan
 
@@ -93,6 +96,8 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
         if progress is not None:
             progress.clear()
     journal.finish("ok" if not report.failures else "partial", {"folders": len(report.folders)})
+    if request.quiet:
+        return _print_quiet_report(report, account.name, out)
     return _print_report(report, plan, request.as_json, out)
 
 
@@ -121,6 +126,20 @@ def _print_report(report, plan: Plan, as_json: bool, out: TextIO) -> int:  # typ
     else:
         print("", file=out)
         print(render_report(report), file=out)
+    return 1 if report.failures else 0
+
+
+def _print_quiet_report(report, account: str, out: TextIO) -> int:  # type: ignore[no-untyped-def]
+    """Cron mails whatever a job prints: a run that changed nothing prints nothing."""
+    from mailrules.render import render_summary
+
+    for failure in report.failures:
+        print(f"mailrules: failed: {failure}", file=sys.stderr)
+    summary = render_summary(report)
+    if summary is not None:
+        print(f"mailrules: {account}: {summary}", file=out)
+        for notice in report.notices:
+            print(f"  note: {notice}", file=out)
     return 1 if report.failures else 0
 
 
