@@ -1,11 +1,18 @@
 """The ``mailrules`` command.  Maps every MailrulesError to its exit code; never a traceback.
 
-Exit codes: 0 ok · 1 rule tests failed, or a run finished with failed sends ·
-2 invalid rule/test/accounts file or usage · 3 transient mail server, Maildir or SMTP
-failure (run again) · 4 plan refused (UIDVALIDITY changed, or too many deletions without
---yes) · 5 another run holds the mailbox's lock · 6 permanent failure (authentication,
-configuration, unsupported feature, refused folder name, state store: fix, then run) ·
-70 internal error · 130 / 143 interrupted by SIGINT / SIGTERM.
+Exit codes (the README's table says what to do about each):
+
+    0        ok, or nothing to do
+    1        rule tests failed, or a run finished with failed sends
+    2        invalid rule, test or accounts file, or bad usage
+    3        transient mail server, network, Maildir or SMTP failure: run again
+    4        plan refused (UIDVALIDITY changed, or too many deletions without --yes)
+    5        another run holds the account's lock
+    6        permanent failure: authentication, configuration (unknown account, missing
+             Maildir, TLS settings), unsupported feature, refused folder name, state
+             store -- fix it, then run again
+    70       internal error
+    130/143  interrupted by SIGINT / SIGTERM
 """
 
 from __future__ import annotations
@@ -272,6 +279,7 @@ def _mailbox_command(args: argparse.Namespace, out: TextIO) -> int:
 def _add_history(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     cmd = commands.add_parser("history", help="list recent runs from the journal")
     cmd.add_argument("--account")
+    cmd.add_argument("--accounts", help="accounts file, to tell an account that never ran from a typo")
     cmd.add_argument("--state", help="state database")
     cmd.add_argument("--limit", type=int, default=20)
     cmd.set_defaults(handler=_history)
@@ -280,4 +288,4 @@ def _add_history(commands: argparse._SubParsersAction) -> None:  # type: ignore[
 def _history(args: argparse.Namespace, out: TextIO) -> int:
     from mailrules.runner import show_history
 
-    return show_history(args.state, args.account, args.limit, out)
+    return show_history(args.state, args.account, args.limit, out, accounts_file=args.accounts)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from mailrules.cli import printable
-from mailrules.errors import NeedsConfirmation, UsageError
+from mailrules.errors import ConfigurationError, NeedsConfirmation
 
 if TYPE_CHECKING:
     from mailrules.accounts import Account
@@ -174,7 +174,7 @@ def open_mailbox(account: Account, verbose: int) -> Mailbox:
 
         return MaildirMailbox(account.maildir)
     if account.imap is None:
-        raise UsageError(f"account {account.name!r} has neither imap nor maildir settings")
+        raise ConfigurationError(f"account {account.name!r} has neither imap nor maildir settings")
     from mailrules.accounts import resolve_password
     from mailrules.backends.imap import ImapMailbox
 
@@ -236,12 +236,15 @@ class TerminalProgress:
         print("\r\x1b[K", end="", file=self.terminal, flush=True)
 
 
-def show_history(state_file: str | None, account: str | None, limit: int, out: TextIO) -> int:
+def show_history(state_file: str | None, account: str | None, limit: int, out: TextIO,
+                 accounts_file: str | None = None) -> int:
     from mailrules.state import State, default_state_path
 
     state = State(Path(state_file) if state_file else default_state_path())
     try:
         runs = state.recent_runs(account, limit)
+        if account is not None and not runs:
+            _check_known_account(account, state.accounts(), accounts_file)
     finally:
         state.close()
     if not runs:
@@ -250,6 +253,19 @@ def show_history(state_file: str | None, account: str | None, limit: int, out: T
         print(f"{run.started_at:%Y-%m-%d %H:%M:%S}  {run.account:<30} {run.mode:<5} {run.status:<8} "
               f"{run.operations} operation(s)", file=out)
     return 0
+
+
+def _check_known_account(account: str, in_journal: list[str], accounts_file: str | None) -> None:
+    """A name neither the journal nor the accounts file knows is a typo, not "no runs yet"."""
+    from mailrules.accounts import default_accounts_path, load_accounts
+
+    file = accounts_file or default_accounts_path()
+    defined = load_accounts(file).names if accounts_file is not None or Path(file).exists() else ()
+    if account in in_journal or account in defined:
+        return
+    known = sorted(set(in_journal) | set(defined))
+    raise ConfigurationError(f"unknown account {account!r}; "
+                             + (f"known accounts: {', '.join(known)}" if known else "no account has run yet"))
 
 
 # ---------------------------------------------------------------- state adapters

@@ -232,6 +232,11 @@ class State:
         )
         return [_run(row) for row in rows]
 
+    def accounts(self) -> list[str]:
+        """Every account the database has a run or a folder of, by name."""
+        rows = self._db.execute("SELECT account FROM runs UNION SELECT account FROM folders ORDER BY 1")
+        return [str(row[0]) for row in rows]
+
     # ------------------------------------------------------------ folders
 
     def folder_state(self, account: str, folder: str) -> tuple[int, int] | None:

@@ -44,5 +44,5 @@ def test_an_empty_account_name_is_not_the_default_account(tmp_path: Path) -> Non
     (tmp_path / "accounts.yaml").write_text("accounts:\n  home:\n    maildir: Maildir\n")
     result = run_cli(["plan", str(tmp_path / "rules.yaml"), "--accounts", str(tmp_path / "accounts.yaml"),
                       "--account", "", "--state", str(tmp_path / "state.sqlite3")])
-    assert result.code == 2, result.output
+    assert result.code == 6, result.output
     assert "unknown account ''" in result.stderr
