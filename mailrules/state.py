@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from mailrules.errors import UsageError
+from mailrules.errors import StateStoreError, UsageError
 from mailrules.uidset import parse_uid_set, uid_set
 
 KINDS = frozenset({"flag", "unflag", "copy", "move", "trash", "delete", "reply", "redirect"})
@@ -167,13 +167,16 @@ class State:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         # IMMEDIATE takes the write lock up front, so two processes never interleave a write.
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # disk full, read-only, locked past the timeout
+            raise StateStoreError(f"can't write the state file {self.path}: {exc}") from exc
 
     def _now(self) -> str:
         return _stamp(self._clock())
@@ -320,7 +323,7 @@ def _open(path: Path) -> sqlite3.Connection:
             _migrate(db, path)
             on_failure.pop_all()
     except (sqlite3.DatabaseError, OSError) as exc:
-        raise UsageError(f"can't use the state file {path}: {exc}; move it away to start afresh") from exc
+        raise StateStoreError(f"can't use the state file {path}: {exc}; move it away to start afresh") from exc
     return db
 
 

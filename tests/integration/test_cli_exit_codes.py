@@ -116,3 +116,22 @@ def test_history_of_an_unknown_account_exits_6(tmp_path: Path, dovecot: Dovecot,
     assert after.code == 0 and " t " in after.stdout
     still_typo = run_cli(["history", "--account", "nosuch", *state])
     assert still_typo.code == 6 and "known accounts: t" in still_typo.stderr
+
+
+def test_an_unusable_state_file_exits_6(tmp_path: Path) -> None:
+    (tmp_path / "Mail" / "cur").mkdir(parents=True)
+    (tmp_path / "blocker").write_text("a file where the state directory should be\n")
+    result = run_cli(["plan", _maildir_rules(tmp_path), "--maildir", str(tmp_path / "Mail"),
+                      "--state", str(tmp_path / "blocker" / "state.sqlite3")])
+    assert result.code == 6, result.output
+    assert "can't use the state file" in result.stderr
+
+
+def test_a_state_file_that_refuses_writes_is_a_state_store_error(tmp_path: Path) -> None:
+    from mailrules.errors import StateStoreError
+    from mailrules.state import State
+
+    with State(tmp_path / "state.sqlite3") as state:
+        state._db.execute("PRAGMA query_only = ON")  # as a full disk or read-only file would refuse
+        with pytest.raises(StateStoreError, match="can't write the state file .*readonly"):
+            state.begin_run("t", "run")
