@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from mailrules.cli import printable
-from mailrules.errors import ConfigurationError, NeedsConfirmation
+from mailrules.errors import ConfigurationError, NeedsConfirmation, UsageError
 
 if TYPE_CHECKING:
     from mailrules.accounts import Account
@@ -90,12 +90,13 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
     try:
         report = execute_plan(plan, mailbox, journal, sender=_sender(account), progress=progress)
     except BaseException as exc:
-        journal.finish("failed", {"error": str(exc)})
+        journal.finish("failed", _run_summary(plan, error=str(exc), exit_code=_exit_code(exc)))
         raise
     finally:
         if progress is not None:
             progress.clear()
-    journal.finish("ok" if not report.failures else "partial", {"folders": len(report.folders)})
+    journal.finish("ok" if not report.failures else "partial",
+                   _run_summary(plan, folders=len(report.folders), failures=report.failures))
     if request.quiet:
         return _print_quiet_report(report, account.name, out)
     return _print_report(report, plan, request.as_json, out)
@@ -127,6 +128,19 @@ def _print_report(report, plan: Plan, as_json: bool, out: TextIO) -> int:  # typ
         print("", file=out)
         print(render_report(report), file=out)
     return 1 if report.failures else 0
+
+
+def _run_summary(plan: Plan, **extra: object) -> dict[str, object]:
+    """What ``history`` shows of a run beyond its operations: how many messages each rule matched."""
+    return {"rules": {summary.rule: summary.matched for summary in plan.rules}, **extra}
+
+
+def _exit_code(exc: BaseException) -> int:
+    from mailrules.errors import MailrulesError
+
+    if isinstance(exc, MailrulesError):
+        return exc.exit_code
+    return 130 if isinstance(exc, KeyboardInterrupt) else 70
 
 
 def _print_quiet_report(report, account: str, out: TextIO) -> int:  # type: ignore[no-untyped-def]
@@ -237,21 +251,33 @@ class TerminalProgress:
 
 
 def show_history(state_file: str | None, account: str | None, limit: int, out: TextIO,
-                 accounts_file: str | None = None) -> int:
+                 accounts_file: str | None = None, run_id: int | None = None, as_json: bool = False) -> int:
+    """``mailrules history``: recent runs with what each did per rule and folder, or one run in full."""
+    from mailrules.render import render_history, render_run, run_json
     from mailrules.state import State, default_state_path
 
     state = State(Path(state_file) if state_file else default_state_path())
     try:
+        if run_id is not None:
+            run = state.run(run_id)
+            if run is None or (account is not None and run.account != account):
+                raise UsageError(f"no run #{run_id}" + (f" of account {account!r}" if account else "")
+                                 + " in the journal; `mailrules history` lists the recent ones")
+            entries = state.run_operations(run_id)
+            print(json.dumps(run_json(run, entries, operations=True), indent=2, ensure_ascii=False) if as_json
+                  else render_run(run, entries), file=out)
+            return 0
         runs = state.recent_runs(account, limit)
         if account is not None and not runs:
             _check_known_account(account, state.accounts(), accounts_file)
+        history = [(run, state.run_operations(run.id)) for run in runs]
     finally:
         state.close()
-    if not runs:
-        print("no runs recorded", file=out)
-    for run in runs:
-        print(f"{run.started_at:%Y-%m-%d %H:%M:%S}  {run.account:<30} {run.mode:<5} {run.status:<8} "
-              f"{run.operations} operation(s)", file=out)
+    if as_json:
+        print(json.dumps({"runs": [run_json(run, entries, operations=False) for run, entries in history]},
+                         indent=2, ensure_ascii=False), file=out)
+    else:
+        print(render_history(history), file=out)
     return 0
 
 

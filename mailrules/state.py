@@ -138,6 +138,23 @@ class RunRecord:
     operations: int
 
 
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One journalled operation of a run as ``history`` shows it: what, where, and how it ended."""
+
+    id: int
+    run_id: int
+    folder: str
+    rule: str | None
+    kind: str
+    uids: tuple[int, ...]
+    destination: str | None
+    flags: tuple[str, ...]
+    status: str  # intent (never finished) | done | failed
+    error: str | None
+    created_at: datetime
+
+
 class AppliedAction(NamedTuple):
     """A non-idempotent action done to one message: ``rule`` is None when not recorded."""
 
@@ -239,6 +256,24 @@ class State:
         """Every account the database has a run or a folder of, by name."""
         rows = self._db.execute("SELECT account FROM runs UNION SELECT account FROM folders ORDER BY 1")
         return [str(row[0]) for row in rows]
+
+    def run(self, run_id: int) -> RunRecord | None:
+        """One run by its id, or None."""
+        row = self._db.execute(
+            "SELECT r.id, r.account, r.started_at, r.finished_at, r.mode, r.status, r.summary_json,"
+            " (SELECT count(*) FROM operations o WHERE o.run_id = r.id) FROM runs r WHERE r.id = ?",
+            (run_id,),
+        ).fetchone()
+        return _run(row) if row else None
+
+    def run_operations(self, run_id: int) -> list[JournalEntry]:
+        """Every operation a run journalled, in the order it was sent."""
+        rows = self._db.execute(
+            "SELECT id, run_id, folder, rule, kind, uids, destination, details_json, status, error, created_at"
+            " FROM operations WHERE run_id = ? ORDER BY id",
+            (run_id,),
+        )
+        return [_entry(row) for row in rows]
 
     # ------------------------------------------------------------ folders
 
@@ -373,6 +408,13 @@ def _intent(row: Sequence[Any]) -> Intent:
     op_id, run_id, account, folder, uidvalidity, rule, kind, uids, destination, details, created = row
     return Intent(op_id, run_id, account, folder, uidvalidity, rule, kind, tuple(parse_uid_set(uids)) if uids else (),
                   destination, json.loads(details), _parse_stamp(created))
+
+
+def _entry(row: Sequence[Any]) -> JournalEntry:
+    op_id, run_id, folder, rule, kind, uids, destination, details, status, error, created = row
+    flags = json.loads(details).get("flags") or ()
+    return JournalEntry(op_id, run_id, folder, rule, kind, tuple(parse_uid_set(uids)) if uids else (), destination,
+                        tuple(flags), status, error, _parse_stamp(created))
 
 
 def _run(row: Sequence[Any]) -> RunRecord:
