@@ -253,20 +253,13 @@ class TerminalProgress:
 def show_history(state_file: str | None, account: str | None, limit: int, out: TextIO,
                  accounts_file: str | None = None, run_id: int | None = None, as_json: bool = False) -> int:
     """``mailrules history``: recent runs with what each did per rule and folder, or one run in full."""
-    from mailrules.render import render_history, render_run, run_json
+    from mailrules.render import render_history, run_json
     from mailrules.state import State, default_state_path
 
     state = State(Path(state_file) if state_file else default_state_path())
     try:
         if run_id is not None:
-            run = state.run(run_id)
-            if run is None or (account is not None and run.account != account):
-                raise UsageError(f"no run #{run_id}" + (f" of account {account!r}" if account else "")
-                                 + " in the journal; `mailrules history` lists the recent ones")
-            entries = state.run_operations(run_id)
-            print(json.dumps(run_json(run, entries, operations=True), indent=2, ensure_ascii=False) if as_json
-                  else render_run(run, entries), file=out)
-            return 0
+            return _show_run(state, run_id, account, as_json, out)
         runs = state.recent_runs(account, limit)
         if account is not None and not runs:
             _check_known_account(account, state.accounts(), accounts_file)
@@ -278,6 +271,19 @@ def show_history(state_file: str | None, account: str | None, limit: int, out: T
                          indent=2, ensure_ascii=False), file=out)
     else:
         print(render_history(history), file=out)
+    return 0
+
+
+def _show_run(state: State, run_id: int, account: str | None, as_json: bool, out: TextIO) -> int:
+    from mailrules.render import render_run, run_json
+
+    run = state.run(run_id)
+    if run is None or (account is not None and run.account != account):
+        raise UsageError(f"no run #{run_id}" + (f" of account {account!r}" if account else "")
+                         + " in the journal; `mailrules history` lists the recent ones")
+    entries = state.run_operations(run_id)
+    print(json.dumps(run_json(run, entries, operations=True), indent=2, ensure_ascii=False) if as_json
+          else render_run(run, entries), file=out)
     return 0
 
 
