@@ -16,7 +16,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from mailrules.errors import Loc, Problem, RuleFileError, UsageError
+from mailrules.errors import ConfigurationError, Loc, Problem, RuleFileError, UsageError
 from mailrules.model import NOWHERE
 
 if TYPE_CHECKING:  # the loader (YAML, jsonschema) is imported only when a file is read
@@ -87,7 +87,7 @@ class Accounts:
 
     def pick(self, name: str | None = None) -> Account:
         """The account called ``name``, else the file's default, else the only one."""
-        chosen = name or self.default
+        chosen = name if name is not None else self.default
         if chosen is None and len(self.accounts) == 1:
             return self.accounts[0]
         if chosen is None:
@@ -98,7 +98,7 @@ class Accounts:
         for account in self.accounts:
             if account.name == chosen:
                 return account
-        raise UsageError(f"unknown account {chosen!r}; {self.path} defines {', '.join(self.names)}")
+        raise ConfigurationError(f"unknown account {chosen!r}; {self.path} defines {', '.join(self.names)}")
 
 
 def default_accounts_path() -> str:

@@ -1,11 +1,18 @@
 """The ``mailrules`` command.  Maps every MailrulesError to its exit code; never a traceback.
 
-Exit codes: 0 ok · 1 rule tests failed, or a run finished with failed sends ·
-2 invalid rule/test/accounts file or usage · 3 transient mail server, Maildir or SMTP
-failure (run again) · 4 plan refused (UIDVALIDITY changed, or too many deletions without
---yes) · 5 another run holds the mailbox's lock · 6 permanent failure (authentication,
-configuration, unsupported feature, refused folder name, state store: fix, then run) ·
-70 internal error · 130 / 143 interrupted by SIGINT / SIGTERM.
+Exit codes (the README's table says what to do about each):
+
+    0        ok, or nothing to do
+    1        rule tests failed, or a run finished with failed sends
+    2        invalid rule, test or accounts file, or bad usage
+    3        transient mail server, network, Maildir or SMTP failure: run again
+    4        plan refused (UIDVALIDITY changed, or too many deletions without --yes)
+    5        another run holds the account's lock
+    6        permanent failure: authentication, configuration (unknown account, missing
+             Maildir, TLS settings), unsupported feature, refused folder name, state
+             store -- fix it, then run again
+    70       internal error
+    130/143  interrupted by SIGINT / SIGTERM
 """
 
 from __future__ import annotations
@@ -123,17 +130,40 @@ def _version() -> str:
 def _add_validate(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     cmd = commands.add_parser("validate", help="check a rule file (schema and semantics), offline")
     cmd.add_argument("rules")
+    cmd.add_argument("--json", action="store_true", help="the verdict and every problem as JSON")
     cmd.set_defaults(handler=_validate)
 
 
 def _validate(args: argparse.Namespace, out: TextIO) -> int:
     from mailrules.loader import load_ruleset
 
+    if args.json:
+        return _validate_json(args.rules, out)
     loaded = load_ruleset(args.rules)
     for warning in loaded.warnings:
         print(warning, file=sys.stderr)
     count, files = len(loaded.ruleset.rules), len(loaded.ruleset.files)
     print(f"{args.rules}: ok ({count} rules from {files} file{'s' if files != 1 else ''})", file=out)
+    return 0
+
+
+def _validate_json(rules: str, out: TextIO) -> int:
+    """``validate --json``: ``ok``, ``rules``, ``files`` and ``problems`` (docs/operations.md)."""
+    import json
+
+    from mailrules.loader import load_ruleset
+    from mailrules.render import problem_json
+
+    try:
+        loaded = load_ruleset(rules)
+    except RuleFileError as exc:
+        verdict = {"path": rules, "ok": False, "rules": 0, "files": [],
+                   "problems": [problem_json(problem) for problem in exc.problems]}
+        print(json.dumps(verdict, indent=2, ensure_ascii=False), file=out)
+        return exc.exit_code
+    verdict = {"path": rules, "ok": True, "rules": len(loaded.ruleset.rules), "files": list(loaded.ruleset.files),
+               "problems": [problem_json(problem) for problem in loaded.warnings]}
+    print(json.dumps(verdict, indent=2, ensure_ascii=False), file=out)
     return 0
 
 
@@ -181,13 +211,14 @@ def parse_now(text: str | None) -> datetime:
 def _add_test(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     cmd = commands.add_parser("test", help="run rule tests (.test.yaml files) offline")
     cmd.add_argument("testfiles", nargs="+")
+    cmd.add_argument("--json", action="store_true", help="every case's result as JSON")
     cmd.set_defaults(handler=_test)
 
 
 def _test(args: argparse.Namespace, out: TextIO) -> int:
     from mailrules.ruletest import run_test_files
 
-    return run_test_files(args.testfiles, out)
+    return run_test_files(args.testfiles, out, as_json=args.json)
 
 
 # ---------------------------------------------------------------- compile
@@ -235,7 +266,10 @@ def _add_mailbox_command(commands: argparse._SubParsersAction, name: str) -> Non
     cmd.add_argument("--state", help="state database (default ~/.local/state/mailrules/state.sqlite3)")
     cmd.add_argument("--now", help="the clock for age conditions, e.g. 2026-11-20T10:00:00Z")
     cmd.add_argument("--new-only", action="store_true", help="only messages that arrived since the last run")
-    cmd.add_argument("--json", action="store_true", help="print the whole plan (and report) as JSON")
+    output = cmd.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="print the whole plan (and report) as JSON")
+    output.add_argument("-q", "--quiet", action="store_true",
+                        help="for cron: print only errors and, for run, one summary line when something changed")
     cmd.add_argument("-v", "--verbose", action="count", default=0, help="show IMAP commands (passwords redacted)")
     if name == "run":
         cmd.add_argument("--dry-run", action="store_true", help="same as `mailrules plan`")
@@ -258,6 +292,7 @@ def _mailbox_command(args: argparse.Namespace, out: TextIO) -> int:
         confirmed=getattr(args, "yes", False),
         as_json=args.json,
         verbose=args.verbose,
+        quiet=args.quiet,
     )
     return run_request(request, out)
 
@@ -266,14 +301,25 @@ def _mailbox_command(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def _add_history(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    cmd = commands.add_parser("history", help="list recent runs from the journal")
+    cmd = commands.add_parser("history", help="recent runs from the journal, or one run's operations")
+    cmd.add_argument("run", nargs="?", type=_run_id, help="a run's number (#12 or 12): its operations, and why it failed")
     cmd.add_argument("--account")
+    cmd.add_argument("--accounts", help="accounts file, to tell an account that never ran from a typo")
     cmd.add_argument("--state", help="state database")
     cmd.add_argument("--limit", type=int, default=20)
+    cmd.add_argument("--json", action="store_true", help="the runs as JSON (keys in docs/operations.md)")
     cmd.set_defaults(handler=_history)
 
 
 def _history(args: argparse.Namespace, out: TextIO) -> int:
     from mailrules.runner import show_history
 
-    return show_history(args.state, args.account, args.limit, out)
+    return show_history(args.state, args.account, args.limit, out, accounts_file=args.accounts, run_id=args.run,
+                        as_json=args.json)
+
+
+def _run_id(text: str) -> int:
+    try:
+        return int(text.removeprefix("#"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a run number like 12") from None

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from mailrules.backends.base import CopyResult, FetchNeeds, Mailbox
-from mailrules.errors import BackendError, ConnectionLost, MissingFolder, SendRefused, StalePlanError
+from mailrules.errors import BackendError, CapabilityError, ConnectionLost, MissingFolder, SendRefused, StalePlanError
 from mailrules.plan import FolderPlan, Plan, Send, Transfer
 
 FINGERPRINT_NEEDS = FetchNeeds(headers=frozenset({"message-id", "date", "from", "subject"}))
@@ -122,8 +122,8 @@ def _refuse_unsupported(plan: Plan, mailbox: Mailbox) -> None:
     keywords = sorted({flag for folder in plan.folders for change in folder.flag_changes
                        for flag in change.flags if not flag.startswith("\\")})
     if keywords:
-        raise BackendError(f"{mailbox.label} can't store keywords ({', '.join(keywords)}) that the rules set; "
-                           "nothing was changed. Use system flags, or run against an IMAP account")
+        raise CapabilityError(f"{mailbox.label} can't store keywords ({', '.join(keywords)}) that the rules set; "
+                              "nothing was changed. Use system flags, or run against an IMAP account")
 
 
 def _open_checked(mailbox: Mailbox, plan: FolderPlan) -> None:

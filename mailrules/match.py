@@ -129,7 +129,7 @@ class RegexTimeout(Exception):
     """A rule's regex ran out of time on a value: the rule can't be decided for this message."""
 
     def __init__(self, pattern: str):
-        super().__init__(f"regex {pattern!r} took more than {REGEX_SECONDS} s and was abandoned")
+        super().__init__(f"regex /{pattern}/ took more than {REGEX_SECONDS} s and was abandoned")
         self.pattern = pattern
 
 
@@ -411,7 +411,12 @@ def _combine(cond: model.All | model.Any, children: tuple[Trace, ...]) -> Trace:
 
 
 def _short(text: str, limit: int = 80) -> str:
-    return repr(text if len(text) <= limit else text[: limit - 1] + "…")
+    """A value from the message, quoted as the user would write it (not a Python repr)."""
+    return _quoted(text if len(text) <= limit else text[: limit - 1] + "…")
+
+
+def _quoted(text: str) -> str:
+    return f'"{text}"'
 
 
 def _listing(texts: Sequence[str], limit: int) -> str:
@@ -423,27 +428,29 @@ def _names(names: Sequence[str]) -> str:
     return ", ".join(names)
 
 
-def _wanted(values: Sequence[str], case_sensitive: bool) -> str:
-    return " or ".join(repr(value) for value in values) + (" (case-sensitive)" if case_sensitive else "")
+def _wanted(values: Sequence[str], case_sensitive: bool, operator: str = "") -> str:
+    """The rule's values as written: a regex between slashes, anything else in quotes."""
+    shown = (f"/{value}/" if operator == "regex" else _quoted(value) for value in values)
+    return " or ".join(shown) + (" (case-sensitive)" if case_sensitive else "")
 
 
 def _describe_header(cond: model.HeaderTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
     what = "list identifier " if cond.list_id else ""
     if found[0]:
         name, value, pattern = found[1]  # type: ignore[misc]
-        return f"{name}: {what}{_short(value)} {cond.operator} {_wanted([pattern], cond.case_sensitive)}"
+        return f"{name}: {what}{_short(value)} {cond.operator} {_wanted([pattern], cond.case_sensitive, cond.operator)}"
     values = [value for name in cond.names for value in _tested_values(cond, msg, name)]
     if not values:
         return f"{_names(cond.names)}: absent"
-    wanted = _wanted(cond.values, cond.case_sensitive)
+    wanted = _wanted(cond.values, cond.case_sensitive, cond.operator)
     return f"{_names(cond.names)}: no {what}value {cond.operator} {wanted} ({_listing(values, 3)})"
 
 
 _ADDRESS_PHRASES = {
-    "address": "address {part!r} is {wanted}",
-    "domain": "domain {part!r} is or is under {wanted}",
-    "localpart": "local part {part!r} is {wanted}",
-    "display_name": "display name {part!r} contains {wanted}",
+    "address": "address {part} is {wanted}",
+    "domain": "domain {part} is or is under {wanted}",
+    "localpart": "local part {part} is {wanted}",
+    "display_name": "display name {part} contains {wanted}",
 }
 
 
@@ -451,7 +458,7 @@ def _describe_address(cond: model.AddressTest, msg: MessageView, ctx: EvalContex
     if found[0]:
         name, address, wanted = found[1]  # type: ignore[misc]
         part = address_part(address, cond.operator)
-        phrase = _ADDRESS_PHRASES[cond.operator].format(part=part, wanted=_wanted([wanted], cond.case_sensitive))
+        phrase = _ADDRESS_PHRASES[cond.operator].format(part=_quoted(part), wanted=_wanted([wanted], cond.case_sensitive))
         return f"{name}: {phrase}"
     if not any(msg.raw_header_values(name) for name in cond.names):
         return f"{_names(cond.names)}: absent"
@@ -470,25 +477,26 @@ def _describe_exists(cond: model.HeaderExists, msg: MessageView, ctx: EvalContex
 def _describe_body(cond: model.BodyTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
     if found[0]:
         pattern = found[1][2]  # type: ignore[index]
-        return f"{cond.scope} {cond.operator} {_wanted([pattern], cond.case_sensitive)}"
-    return f"{cond.scope} has no {cond.operator} match for {_wanted(cond.values, cond.case_sensitive)}"
+        return f"{cond.scope} {cond.operator} {_wanted([pattern], cond.case_sensitive, cond.operator)}"
+    return f"{cond.scope} has no {cond.operator} match for {_wanted(cond.values, cond.case_sensitive, cond.operator)}"
 
 
 def _describe_size(cond: model.SizeTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
-    sign = ">" if cond.operator == "larger" else "<"
-    return f"size {msg.size} bytes {'' if found[0] else 'is not '}{sign} {cond.size}"
+    from mailrules.units import size_text
 
-
-def _duration(seconds: float) -> str:
-    return str(timedelta(seconds=round(seconds)))
+    verdict = "is" if found[0] else "is not"
+    return f"size {msg.size:,} bytes {verdict} {cond.operator} than {size_text(cond.size)}"
 
 
 def _describe_age(cond: model.AgeTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
     if msg.internaldate is None:
         return "arrival time unknown"
-    age = _duration((ctx.now - msg.internaldate).total_seconds())
-    wanted = f"{cond.operator.replace('_', ' ')} {_duration(cond.seconds)}"
-    return f"arrived {msg.internaldate.isoformat()}, {age} before now: {'' if found[0] else 'not '}{wanted}"
+    from mailrules.units import age_text, duration_text
+
+    age = age_text((ctx.now - msg.internaldate).total_seconds())
+    wanted = f"{cond.operator.replace('_', ' ')} {duration_text(cond.seconds)}"
+    arrived = msg.internaldate.astimezone(timezone.utc)
+    return f"arrived {arrived:%Y-%m-%d %H:%M} UTC, {age} ago: {'' if found[0] else 'not '}{wanted}"
 
 
 def _describe_date(cond: model.DateTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:

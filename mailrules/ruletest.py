@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TextIO
 
-from mailrules.errors import MailrulesError, RuleFileError
+from mailrules.errors import MailrulesError, Problem, RuleFileError
 from mailrules.explain import Explanation, explain_message
 from mailrules.model import RuleSet, canonical_flag
 from mailrules.testfile import TestCase, TestSuite
@@ -72,21 +72,41 @@ def run_suite(suite: TestSuite) -> list[CaseResult]:
     return results
 
 
-def run_test_files(paths: Sequence[str], out: TextIO) -> int:
+def run_test_files(paths: Sequence[str], out: TextIO, *, as_json: bool = False) -> int:
     from mailrules.testfile import load_test_suite
 
     results: list[CaseResult] = []
+    problems: list[Problem] = []
     invalid = 0
     for path in paths:
         try:
             results += run_suite(load_test_suite(path))
         except RuleFileError as exc:
             invalid += 1
-            print("\n".join(str(problem) for problem in exc.problems), file=out)
-    _report(results, out)
+            problems += exc.problems
+            if not as_json:
+                print("\n".join(str(problem) for problem in exc.problems), file=out)
+    if as_json:
+        _report_json(results, problems, out)
+    else:
+        _report(results, out)
     if invalid:
         return 2
     return 0 if all(result.passed for result in results) else 1
+
+
+def _report_json(results: list[CaseResult], problems: list[Problem], out: TextIO) -> None:
+    """``test --json``: ``passed``, ``failed``, ``cases`` and ``problems`` (docs/operations.md)."""
+    import json
+
+    from mailrules.render import problem_json
+
+    cases = [{"file": result.suite, "name": result.case.name, "loc": str(result.case.loc), "passed": result.passed,
+              "mismatches": list(result.mismatches)} for result in results]
+    failed = sum(not result.passed for result in results)
+    print(json.dumps({"passed": len(results) - failed, "failed": failed, "cases": cases,
+                      "problems": [problem_json(problem) for problem in problems]}, indent=2, ensure_ascii=False),
+          file=out)
 
 
 def _report(results: list[CaseResult], out: TextIO) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from mailrules.cli import printable
-from mailrules.errors import NeedsConfirmation, UsageError
+from mailrules.errors import ConfigurationError, NeedsConfirmation, UsageError
 
 if TYPE_CHECKING:
     from mailrules.accounts import Account
@@ -24,8 +24,6 @@ if TYPE_CHECKING:
     from mailrules.model import RuleSet
     from mailrules.plan import Plan
     from mailrules.state import State
-
-DEFAULT_DELETE_THRESHOLD = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +39,7 @@ class RunRequest:
     confirmed: bool
     as_json: bool
     verbose: int = 0
+    quiet: bool = False  # cron: errors only, and one summary line when a run changed something
 
 
 def run_request(request: RunRequest, out: TextIO) -> int:
@@ -48,7 +47,7 @@ def run_request(request: RunRequest, out: TextIO) -> int:
 
     state_path = _state_path(request)
     ruleset, warnings = load_ruleset_cached(request.rules, state_path.parent / "cache")
-    for warning in warnings:
+    for warning in warnings if not request.quiet else ():
         print(warning, file=sys.stderr)
     account = _account(request, ruleset, state_path.parent / "cache")
     with ExitStack() as stack:
@@ -74,13 +73,15 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
             print(f"recovered: {note}", file=sys.stderr)
     plan = make_plan(request, ruleset, account, mailbox, state)
     if request.dry_run:
+        if request.quiet:
+            return 0
         if pending:
             print(f"note: an interrupted run left {len(pending)} unfinished operation(s); `run` settles them first",
                   file=sys.stderr)
         print(plan_to_json(plan) if request.as_json else render_plan(plan), file=out)
         return 0
     _check_threshold(plan, account, request.confirmed)
-    if not request.as_json:
+    if not request.as_json and not request.quiet:
         print(render_plan(plan, running=True), file=out)
     from mailrules.execute import execute_plan
 
@@ -89,13 +90,15 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
     try:
         report = execute_plan(plan, mailbox, journal, sender=_sender(account), progress=progress)
     except BaseException as exc:
-        journal.finish("failed", {"error": str(exc)})
+        journal.finish("failed", _run_summary(plan, error=str(exc), exit_code=_exit_code(exc)))
         raise
     finally:
         if progress is not None:
             progress.clear()
     journal.finish("ok" if not report.failures else "partial",
-                   {"folders": len(report.folders), "failures": report.failures})
+                   _run_summary(plan, folders=len(report.folders), failures=report.failures))
+    if request.quiet:
+        return _print_quiet_report(report, account.name, out)
     return _print_report(report, plan, request.as_json, out)
 
 
@@ -127,8 +130,37 @@ def _print_report(report, plan: Plan, as_json: bool, out: TextIO) -> int:  # typ
     return 1 if report.failures else 0
 
 
+def _run_summary(plan: Plan, **extra: object) -> dict[str, object]:
+    """What ``history`` shows of a run beyond its operations: how many messages each rule matched."""
+    return {"rules": {summary.rule: summary.matched for summary in plan.rules}, **extra}
+
+
+def _exit_code(exc: BaseException) -> int:
+    from mailrules.errors import MailrulesError
+
+    if isinstance(exc, MailrulesError):
+        return exc.exit_code
+    return 130 if isinstance(exc, KeyboardInterrupt) else 70
+
+
+def _print_quiet_report(report, account: str, out: TextIO) -> int:  # type: ignore[no-untyped-def]
+    """Cron mails whatever a job prints: a run that changed nothing prints nothing."""
+    from mailrules.render import render_summary
+
+    for failure in report.failures:
+        print(f"mailrules: failed: {failure}", file=sys.stderr)
+    summary = render_summary(report)
+    if summary is not None:
+        print(f"mailrules: {account}: {summary}", file=out)
+        for notice in report.notices:
+            print(f"  note: {notice}", file=out)
+    return 1 if report.failures else 0
+
+
 def _check_threshold(plan: Plan, account: Account, confirmed: bool) -> None:
-    threshold = getattr(account, "delete_threshold", None) or DEFAULT_DELETE_THRESHOLD
+    # 0 is a real setting (every trash or delete needs --yes), never "unset": the default
+    # lives on Account alone.
+    threshold = account.delete_threshold
     if plan.removed_count > threshold and not confirmed:
         raise NeedsConfirmation(
             f"this run would trash or delete {plan.removed_count} messages (more than {threshold}); "
@@ -146,7 +178,8 @@ def _account(request: RunRequest, ruleset: RuleSet, cache_dir: Path) -> Account:
     if request.maildir is not None:
         path = Path(request.maildir).resolve()
         return Account(name=f"maildir:{path}", imap=None, maildir=str(path), addresses=(), smtp=None)
-    return load_accounts_cached(request.accounts_file, cache_dir).pick(request.account or ruleset.account)
+    named = request.account if request.account is not None else ruleset.account
+    return load_accounts_cached(request.accounts_file, cache_dir).pick(named)
 
 
 def open_mailbox(account: Account, verbose: int) -> Mailbox:
@@ -155,7 +188,7 @@ def open_mailbox(account: Account, verbose: int) -> Mailbox:
 
         return MaildirMailbox(account.maildir)
     if account.imap is None:
-        raise UsageError(f"account {account.name!r} has neither imap nor maildir settings")
+        raise ConfigurationError(f"account {account.name!r} has neither imap nor maildir settings")
     from mailrules.accounts import resolve_password
     from mailrules.backends.imap import ImapMailbox
 
@@ -217,20 +250,54 @@ class TerminalProgress:
         print("\r\x1b[K", end="", file=self.terminal, flush=True)
 
 
-def show_history(state_file: str | None, account: str | None, limit: int, out: TextIO) -> int:
+def show_history(state_file: str | None, account: str | None, limit: int, out: TextIO,
+                 accounts_file: str | None = None, run_id: int | None = None, as_json: bool = False) -> int:
+    """``mailrules history``: recent runs with what each did per rule and folder, or one run in full."""
+    from mailrules.render import render_history, run_json
     from mailrules.state import State, default_state_path
 
     state = State(Path(state_file) if state_file else default_state_path())
     try:
+        if run_id is not None:
+            return _show_run(state, run_id, account, as_json, out)
         runs = state.recent_runs(account, limit)
+        if account is not None and not runs:
+            _check_known_account(account, state.accounts(), accounts_file)
+        history = [(run, state.run_operations(run.id)) for run in runs]
     finally:
         state.close()
-    if not runs:
-        print("no runs recorded", file=out)
-    for run in runs:
-        print(f"{run.started_at:%Y-%m-%d %H:%M:%S}  {run.account:<30} {run.mode:<5} {run.status:<8} "
-              f"{run.operations} operation(s)", file=out)
+    if as_json:
+        print(json.dumps({"runs": [run_json(run, entries, operations=False) for run, entries in history]},
+                         indent=2, ensure_ascii=False), file=out)
+    else:
+        print(render_history(history), file=out)
     return 0
+
+
+def _show_run(state: State, run_id: int, account: str | None, as_json: bool, out: TextIO) -> int:
+    from mailrules.render import render_run, run_json
+
+    run = state.run(run_id)
+    if run is None or (account is not None and run.account != account):
+        raise UsageError(f"no run #{run_id}" + (f" of account {account!r}" if account else "")
+                         + " in the journal; `mailrules history` lists the recent ones")
+    entries = state.run_operations(run_id)
+    print(json.dumps(run_json(run, entries, operations=True), indent=2, ensure_ascii=False) if as_json
+          else render_run(run, entries), file=out)
+    return 0
+
+
+def _check_known_account(account: str, in_journal: list[str], accounts_file: str | None) -> None:
+    """A name neither the journal nor the accounts file knows is a typo, not "no runs yet"."""
+    from mailrules.accounts import default_accounts_path, load_accounts
+
+    file = accounts_file or default_accounts_path()
+    defined = load_accounts(file).names if accounts_file is not None or Path(file).exists() else ()
+    if account in in_journal or account in defined:
+        return
+    known = sorted(set(in_journal) | set(defined))
+    raise ConfigurationError(f"unknown account {account!r}; "
+                             + (f"known accounts: {', '.join(known)}" if known else "no account has run yet"))
 
 
 # ---------------------------------------------------------------- state adapters

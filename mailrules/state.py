@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from mailrules.errors import UsageError
+from mailrules.errors import StateStoreError, UsageError
 from mailrules.uidset import parse_uid_set, uid_set
 
 KINDS = frozenset({"flag", "unflag", "copy", "move", "trash", "delete", "reply", "redirect"})
@@ -138,6 +138,23 @@ class RunRecord:
     operations: int
 
 
+@dataclass(frozen=True, slots=True)
+class JournalEntry:
+    """One journalled operation of a run as ``history`` shows it: what, where, and how it ended."""
+
+    id: int
+    run_id: int
+    folder: str
+    rule: str | None
+    kind: str
+    uids: tuple[int, ...]
+    destination: str | None
+    flags: tuple[str, ...]
+    status: str  # intent (never finished) | done | failed
+    error: str | None
+    created_at: datetime
+
+
 class AppliedAction(NamedTuple):
     """A non-idempotent action done to one message: ``rule`` is None when not recorded."""
 
@@ -167,13 +184,16 @@ class State:
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         # IMMEDIATE takes the write lock up front, so two processes never interleave a write.
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        except sqlite3.OperationalError as exc:  # disk full, read-only, locked past the timeout
+            raise StateStoreError(f"can't write the state file {self.path}: {exc}") from exc
 
     def _now(self) -> str:
         return _stamp(self._clock())
@@ -231,6 +251,29 @@ class State:
             (account, account, limit),
         )
         return [_run(row) for row in rows]
+
+    def accounts(self) -> list[str]:
+        """Every account the database has a run or a folder of, by name."""
+        rows = self._db.execute("SELECT account FROM runs UNION SELECT account FROM folders ORDER BY 1")
+        return [str(row[0]) for row in rows]
+
+    def run(self, run_id: int) -> RunRecord | None:
+        """One run by its id, or None."""
+        row = self._db.execute(
+            "SELECT r.id, r.account, r.started_at, r.finished_at, r.mode, r.status, r.summary_json,"
+            " (SELECT count(*) FROM operations o WHERE o.run_id = r.id) FROM runs r WHERE r.id = ?",
+            (run_id,),
+        ).fetchone()
+        return _run(row) if row else None
+
+    def run_operations(self, run_id: int) -> list[JournalEntry]:
+        """Every operation a run journalled, in the order it was sent."""
+        rows = self._db.execute(
+            "SELECT id, run_id, folder, rule, kind, uids, destination, details_json, status, error, created_at"
+            " FROM operations WHERE run_id = ? ORDER BY id",
+            (run_id,),
+        )
+        return [_entry(row) for row in rows]
 
     # ------------------------------------------------------------ folders
 
@@ -315,7 +358,7 @@ def _open(path: Path) -> sqlite3.Connection:
             _migrate(db, path)
             on_failure.pop_all()
     except (sqlite3.DatabaseError, OSError) as exc:
-        raise UsageError(f"can't use the state file {path}: {exc}; move it away to start afresh") from exc
+        raise StateStoreError(f"can't use the state file {path}: {exc}; move it away to start afresh") from exc
     return db
 
 
@@ -365,6 +408,13 @@ def _intent(row: Sequence[Any]) -> Intent:
     op_id, run_id, account, folder, uidvalidity, rule, kind, uids, destination, details, created = row
     return Intent(op_id, run_id, account, folder, uidvalidity, rule, kind, tuple(parse_uid_set(uids)) if uids else (),
                   destination, json.loads(details), _parse_stamp(created))
+
+
+def _entry(row: Sequence[Any]) -> JournalEntry:
+    op_id, run_id, folder, rule, kind, uids, destination, details, status, error, created = row
+    flags = json.loads(details).get("flags") or ()
+    return JournalEntry(op_id, run_id, folder, rule, kind, tuple(parse_uid_set(uids)) if uids else (), destination,
+                        tuple(flags), status, error, _parse_stamp(created))
 
 
 def _run(row: Sequence[Any]) -> RunRecord:

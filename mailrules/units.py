@@ -79,3 +79,61 @@ def parse_day(value: str | date) -> date:
         return date.fromisoformat(value.strip())
     except ValueError:
         raise ValueError(f"{value!r} is not a valid calendar day") from None
+
+
+# ---------------------------------------------------------------- back to words
+
+# No weeks: "7 days" reads as plainly as "1 week", and 2w as "14 days" is easy to check.
+_SPOKEN_UNITS = (("year", _DURATION_SECONDS["y"]), ("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1))
+
+
+def _count(number: int, unit: str) -> str:
+    return f"{number} {unit}{'' if number == 1 else 's'}"
+
+
+def duration_text(seconds: float) -> str:
+    """A rule's duration as words, in the largest unit that says it exactly.
+
+    >>> duration_text(30 * 86400), duration_text(14 * 86400), duration_text(36 * 3600), duration_text(0)
+    ('30 days', '14 days', '36 hours', '0 seconds')
+    >>> duration_text(365 * 86400)
+    '1 year'
+    """
+    whole = round(seconds)
+    for unit, size in _SPOKEN_UNITS:
+        if whole and whole % size == 0:
+            return _count(whole // size, unit)
+    return _count(whole, "second")
+
+
+def age_text(seconds: float) -> str:
+    """How long ago something was, to the two largest units of days, hours and minutes.
+
+    >>> age_text(14 * 86400 + 2 * 3600 + 23 * 60 + 33), age_text(3 * 3600 + 5 * 60), age_text(14 * 86400 + 50)
+    ('14 days 2 hours', '3 hours 5 minutes', '14 days')
+    >>> age_text(42), age_text(-90)
+    ('42 seconds', 'in 1 minute')
+    """
+    if seconds < 0:
+        return "in " + age_text(-seconds)
+    whole = int(seconds)
+    if whole < 60:
+        return _count(whole, "second")
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    parts = [(days, "day"), (hours, "hour"), (rest // 60, "minute")]
+    first = next(index for index, (number, _) in enumerate(parts) if number)
+    shown = [_count(number, unit) for number, unit in parts[first : first + 2] if number]
+    return " ".join(shown)
+
+
+def size_text(size: int) -> str:
+    """A size as a rule file would write it: K, M or G when exact, else bytes.
+
+    >>> size_text(5 * 1024**2), size_text(1536 * 1024), size_text(1000), size_text(1)
+    ('5 MB', '1536 KB', '1,000 bytes', '1 byte')
+    """
+    for unit, factor in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if size and size % factor == 0:
+            return f"{size // factor} {unit}"
+    return f"{size:,} byte{'' if size == 1 else 's'}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -132,7 +133,7 @@ def test_run_on_a_maildir_refuses_keywords_before_changing_anything(tmp_path: Pa
     shutil.copytree(ROOT / "examples" / "Maildir", sample)
     before = sorted(path.name for path in sample.rglob("*"))
     result = run_cli(["run", EXAMPLE, "--maildir", str(sample), "--state", str(tmp_path / "s.db")])
-    assert result.code == 3
+    assert result.code == 6  # a feature the mailbox lacks: running again won't help
     assert "can't store keywords" in result.stderr
     assert sorted(path.name for path in sample.rglob("*")) == before
 
@@ -161,5 +162,53 @@ def test_an_unknown_account_is_a_clear_error(tmp_path: Path, command: str) -> No
     accounts.write_text("accounts:\n  home:\n    maildir: Maildir\n")
     result = run_cli([command, EXAMPLE, "--accounts", str(accounts), "--account", "work",
                       "--state", str(tmp_path / "s.db")])
-    assert result.code == 2
+    assert result.code == 6
     assert "unknown account 'work'" in result.stderr
+
+
+# ---------------------------------------------------------------- human output
+
+
+def test_explain_shows_durations_and_patterns_as_a_person_writes_them() -> None:
+    result = run_cli(["explain", EXAMPLE, str(FIXTURES / "github-pr.eml"), "--now", "2026-11-20T10:00:00Z"])
+    assert result.code == 0, result.output
+    text = result.stdout
+    assert r"regex /\b(failed|broken)\b/" in text  # as written in the rule file
+    assert "1 day 17 hours ago: not older than 7 days" in text
+    assert not re.search(r"\d+:\d\d:\d\d", text), text  # no timedelta reprs
+    assert "\\\\" not in text and "'github.com'" not in text, text  # no Python string reprs
+    assert 'domain "github.com" is or is under "github.com"' in text
+    as_json = json.loads(run_cli(["explain", EXAMPLE, str(FIXTURES / "github-pr.eml"), "--json",
+                                  "--now", "2026-11-20T10:00:00Z"]).stdout)
+    why = [line for rule in as_json["rules"] for line in rule["why"]]
+    assert any(r"/\b(failed|broken)\b/" in line for line in why)
+
+
+def test_validate_json_has_stable_keys(tmp_path: Path) -> None:
+    good = json.loads(run_cli(["validate", EXAMPLE, "--json"]).stdout)
+    assert good == {"path": EXAMPLE, "ok": True, "rules": 17, "files": good["files"], "problems": []}
+    assert len(good["files"]) == 2
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - name: a\n    when: {form: x@example.com}\n    then: [delete]\n"
+                     "  - name: b\n    when: all\n    then: [delete]\n")
+    result = run_cli(["validate", str(rules), "--json"])
+    assert result.code == 2 and result.stderr == ""
+    bad = json.loads(result.stdout)
+    assert bad["ok"] is False
+    assert {"file": str(rules), "line": 4, "col": 12, "severity": "error"}.items() <= bad["problems"][0].items()
+    assert "did you mean 'from'" in bad["problems"][0]["message"]
+    assert any(problem["severity"] == "warning" for problem in bad["problems"])
+
+
+def test_test_json_lists_every_case(tmp_path: Path) -> None:
+    result = run_cli(["test", str(ROOT / "examples" / "tests" / "example.test.yaml"), "--json"])
+    assert result.code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data) == {"passed", "failed", "cases", "problems"}
+    assert data["failed"] == 0 and data["passed"] == len(data["cases"]) > 0
+    assert set(data["cases"][0]) == {"file", "name", "loc", "passed", "mismatches"}
+    broken = tmp_path / "broken.test.yaml"
+    broken.write_text("rules: nowhere.yaml\ncases: []\n")
+    invalid = run_cli(["test", str(broken), "--json"])
+    assert invalid.code == 2
+    assert json.loads(invalid.stdout)["problems"][0]["file"] == str(broken)

@@ -27,7 +27,8 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from mailrules.backends.base import CopyResult, FetchNeeds, FolderStatus
-from mailrules.errors import BackendError, CapabilityError, ConnectionLost, MissingFolder
+from mailrules.errors import (AuthenticationFailed, BackendError, CapabilityError, ConfigurationError, ConnectionLost,
+                              FolderRefused, MissingFolder)
 from mailrules.uidset import batched, parse_uid_set, uid_ranges
 
 if TYPE_CHECKING:
@@ -53,6 +54,9 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 _ATOM = re.compile(r'[\x21\x23\x24\x26\x27\x2b-\x5b\x5e-\x7a\x7c-\x7e]+')
 _SEQUENCE_SET = re.compile(r"[0-9*][0-9*:,]*")
 _DROPPED = (imaplib.IMAP4.abort, OSError, EOFError)
+# RFC 5530 response codes after which the same command can succeed without anyone fixing
+# anything: the server is busy, short of a resource, or its back end is down for now.
+TRANSIENT_CODES = frozenset({"UNAVAILABLE", "INUSE", "LIMIT", "SERVERBUG", "OVERQUOTA", "EXPUNGEISSUED"})
 
 
 class ImapMailbox:
@@ -157,11 +161,11 @@ class ImapMailbox:
         try:
             return ssl.create_default_context(cafile=self.ca_file)
         except (OSError, ssl.SSLError) as exc:
-            raise BackendError(f"can't use ca_file {self.ca_file!r} for {self.host}: {exc}") from exc
+            raise ConfigurationError(f"can't use ca_file {self.ca_file!r} for {self.host}: {exc}") from exc
 
     def _starttls(self, client: IMAPClient, context: ssl.SSLContext | None) -> None:
         if not client.has_capability("STARTTLS"):
-            raise BackendError(
+            raise ConfigurationError(
                 f"{self.host}:{self.port} does not offer STARTTLS, which the account requires; "
                 "not logging in without TLS"
             )
@@ -418,7 +422,7 @@ class _ErrorMap:
     def translate(self, exc: Exception) -> BackendError:
         where = f"{self.mailbox.host}:{self.mailbox.port}"
         if isinstance(exc, ssl.SSLCertVerificationError):
-            return BackendError(f"certificate verify failed for host {self.mailbox.host}: {exc.verify_message}; "
+            return ConfigurationError(f"certificate verify failed for host {self.mailbox.host}: {exc.verify_message}; "
                                 "if the server uses a private CA or a self-signed certificate, set ca_file in the account")
         if self.connecting:
             return self._connect_error(exc, where)
@@ -428,18 +432,59 @@ class _ErrorMap:
         text = server_text(exc)
         if "[TRYCREATE]" in text.upper():  # RFC 3501 §6.4.7: the destination doesn't exist
             return MissingFolder(f"{where} refused: {text}", folder=self.folder, command=self.command)
+        if self.command == "CREATE" and response_code(text) not in TRANSIENT_CODES:
+            return FolderRefused(f"{where} can't create this folder: {text}; choose another name in the rules",
+                                 folder=self.folder, command=self.command)
         return BackendError(f"{where} refused: {text}", folder=self.folder, command=self.command)
 
     def _connect_error(self, exc: Exception, where: str) -> BackendError:
         from imapclient.exceptions import LoginError
 
+        if isinstance(exc, LoginError) and isinstance(exc.__context__, _DROPPED):
+            # imapclient wraps a connection dropped during LOGIN in LoginError too
+            return BackendError(f"connection to {where} lost during login: {server_text(exc.__context__)}")
         if isinstance(exc, LoginError):
-            return BackendError(f"login failed for user {self.mailbox.username} at {where}: {server_text(exc)}")
+            return login_error(f"login failed for user {self.mailbox.username} at {where}: {server_text(exc)}",
+                               server_text(exc))
+        if isinstance(exc, ssl.SSLError) and exc.reason == "WRONG_VERSION_NUMBER":
+            return ConfigurationError(f"TLS handshake with {where} failed: the port does not speak TLS; "
+                                      "check the account's port and tls (ssl or starttls)")
         if isinstance(exc, ssl.SSLError):
             return BackendError(f"TLS handshake with {where} failed: {exc.reason or exc}")
         if isinstance(exc, OSError):
             return BackendError(f"cannot connect to {where}: {exc.strerror or exc}")
         return BackendError(f"cannot log in to {where}: {server_text(exc)}")
+
+
+def login_error(message: str, text: str) -> BackendError:
+    """A refused LOGIN: permanent (the password or account is wrong), unless the server
+    says it is only unavailable for now.
+
+    >>> type(login_error("", "[AUTHENTICATIONFAILED] Authentication failed.")).__name__
+    'AuthenticationFailed'
+    >>> type(login_error("", "[UNAVAILABLE] Temporary authentication failure.")).__name__
+    'BackendError'
+    >>> type(login_error("", "[PRIVACYREQUIRED] Plaintext authentication disallowed")).__name__
+    'ConfigurationError'
+    """
+    code = response_code(text)
+    if code in TRANSIENT_CODES:
+        return BackendError(message)
+    if code == "PRIVACYREQUIRED":
+        return ConfigurationError(message + "; the server wants TLS (tls: ssl or starttls)")
+    return AuthenticationFailed(message)
+
+
+def response_code(text: str) -> str | None:
+    """The response code (RFC 3501 §7.1, RFC 5530) opening a server's answer, upper-cased.
+
+    >>> response_code("[CANNOT] Invalid mailbox name: Begins with '~'"), response_code("NO [noperm] Permission denied")
+    ('CANNOT', 'NOPERM')
+    >>> response_code("Mailbox doesn't exist: Foo") is None
+    True
+    """
+    found = re.match(r"(?:(?:NO|BAD)\s+)?\[([A-Za-z0-9-]+)", text.strip())
+    return found.group(1).upper() if found else None
 
 
 def server_text(exc: BaseException) -> str:

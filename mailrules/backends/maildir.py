@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from mailrules.backends.base import CopyResult, FetchNeeds, FolderStatus
-from mailrules.errors import BackendError
+from mailrules.errors import BackendError, CapabilityError, ConfigurationError, FolderRefused
 from mailrules.message import MessageView
 from mailrules.model import flag_key
 
@@ -39,8 +39,11 @@ class MaildirMailbox:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.root = Path(path)
+        if not self.root.exists():
+            raise ConfigurationError(f"the Maildir {self.root} does not exist; check the account's maildir "
+                                     "(or --maildir) path")
         if not (self.root / "cur").is_dir():
-            raise BackendError(f"{self.root} is not a Maildir (no cur/ folder)")
+            raise ConfigurationError(f"{self.root} is not a Maildir (no cur/ folder)")
         self.label = f"maildir:{self.root}"
         self.notices: list[str] = []
         self._uidvalidity = int(time.time())
@@ -65,6 +68,9 @@ class MaildirMailbox:
         return names
 
     def create_folder(self, folder: str) -> None:
+        if "." in folder:  # Maildir++ spells the hierarchy with dots: "a.b" would become a/b
+            raise FolderRefused("a Maildir++ folder name can't contain '.'; choose another name in the rules",
+                                folder=folder, command="create")
         path = self.root / ("." + folder.replace(DELIMITER, "."))
         for sub in ("cur", "new", "tmp"):
             (path / sub).mkdir(parents=True, exist_ok=True)
@@ -170,7 +176,7 @@ class MaildirMailbox:
 def _letter(flag: str) -> str:
     letter = FLAG_LETTERS.get(flag_key(flag))
     if letter is None:
-        raise BackendError(f"Maildir can't store the keyword {flag!r}; only system flags can be set here")
+        raise CapabilityError(f"Maildir can't store the keyword {flag!r}; only system flags can be set here")
     return letter
 
 

@@ -16,7 +16,7 @@ from mailrules.accounts import (
     load_accounts,
     resolve_password,
 )
-from mailrules.errors import Loc, RuleFileError, UsageError
+from mailrules.errors import ConfigurationError, Loc, RuleFileError, UsageError
 
 FULL = """\
 accounts:
@@ -86,7 +86,7 @@ def test_pick_by_name_by_default_or_the_only_one(tmp_path: Path) -> None:
 
 
 def test_an_unknown_account_lists_the_known_ones(tmp_path: Path) -> None:
-    with pytest.raises(UsageError, match="unknown account 'work'; .* defines personal, local, lab"):
+    with pytest.raises(ConfigurationError, match="unknown account 'work'; .* defines personal, local, lab"):
         load_accounts(write(tmp_path, FULL)).pick("work")
 
 

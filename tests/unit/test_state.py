@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mailrules.errors import UsageError
+from mailrules.errors import StateStoreError, UsageError
 from mailrules.state import MIGRATIONS, AppliedAction, State, default_state_path
 
 T0 = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
@@ -89,10 +89,10 @@ def test_a_newer_schema_is_refused_with_a_clear_message(tmp_path: Path) -> None:
         State(path)
 
 
-def test_a_file_that_is_not_a_database_is_a_usage_error(tmp_path: Path) -> None:
+def test_a_file_that_is_not_a_database_is_a_state_store_error(tmp_path: Path) -> None:
     path = tmp_path / "s.sqlite3"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(UsageError, match=re.escape(f"can't use the state file {path}")):
+    with pytest.raises(StateStoreError, match=re.escape(f"can't use the state file {path}")):
         State(path)
 
 
