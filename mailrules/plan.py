@@ -69,6 +69,15 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """An action left out of the plan because this mailbox or account can't carry it out."""
+
+    action: str  # as the plan shows it, e.g. ``flag +$Invoice``
+    uids: tuple[int, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class FolderPlan:
     folder: str
     uidvalidity: int
@@ -81,6 +90,7 @@ class FolderPlan:
     sends: tuple[Send, ...] = ()
     moves: tuple[Transfer, ...] = ()
     deletions: tuple[int, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
 
     @property
     def has_work(self) -> bool:
@@ -161,6 +171,7 @@ class FolderPlanBuilder:
     moves: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
     deletions: list[int] = field(default_factory=list)
     sends: list[Send] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
     def add(self, uid: int, outcome: MessageOutcome) -> None:
         copies = [dest for _, dest in outcome.copies if (uid, dest) not in self.applied.copies and dest != self.folder]
@@ -195,6 +206,20 @@ class FolderPlanBuilder:
         elif destination is not None and destination != self.folder:
             self.moves[(kind, destination)].append(uid)
 
+    def without_flags(self, refused: Mapping[str, str]) -> None:
+        """Leave out the flags this folder can't store (flag -> why), noting them as skipped."""
+        kept_groups: dict[frozenset[str], list[int]] = defaultdict(list)
+        dropped: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for flags, uids in self.adds.items():
+            for flag in flags & refused.keys():
+                dropped[(flag, refused[flag])].extend(uids)
+            kept = frozenset(flags - refused.keys())
+            if kept:
+                kept_groups[kept].extend(uids)
+        self.adds = kept_groups
+        self.skipped.extend(Skipped(f"flag +{flag}", tuple(sorted(uids)), reason)
+                            for (flag, reason), uids in sorted(dropped.items()))
+
     def build(self, *, uidvalidity: int, uidnext: int, messages: int, scanned_from_uid: int, candidates: int,
               sends: Iterable[Send] | None = None) -> FolderPlan:
         return FolderPlan(
@@ -212,6 +237,7 @@ class FolderPlanBuilder:
                 for (kind, dest), uids in sorted(self.moves.items())
             ),
             deletions=tuple(sorted(self.deletions)),
+            skipped=tuple(self.skipped),
         )
 
 

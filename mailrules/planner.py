@@ -45,6 +45,7 @@ class NoState:
 class PlanOptions:
     now: datetime
     new_only: bool = False
+    cannot_send: str | None = None  # why this account can't send replies or redirects (no SMTP)
 
 
 @dataclass
@@ -104,7 +105,19 @@ def _plan_folder(ctx: _Context, folder: str, rules: list[Rule]) -> FolderPlan:
     from mailrules.scan import scan_folder
 
     examined, sends = scan_folder(ctx, builder, rules, min_uid, _scan_size(status, min_uid))
+    _leave_out_unstorable_flags(ctx.mailbox, builder)
     return _finish(builder, status, min_uid, examined, sends)
+
+
+def _leave_out_unstorable_flags(mailbox: Mailbox, builder: FolderPlanBuilder) -> None:
+    """Plan only the flags the store can hold, so ``run`` does what ``plan`` showed (a Maildir
+    folder has 26 keyword letters)."""
+    check = getattr(mailbox, "unstorable_flags", None)
+    if check is None or not builder.adds:
+        return
+    refused = check(builder.folder, set().union(*builder.adds))
+    if refused:
+        builder.without_flags(refused)
 
 
 def _scan_size(status: FolderStatus, min_uid: int) -> int:

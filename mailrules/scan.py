@@ -155,6 +155,19 @@ def _verdicts(uid: int, rules: Sequence[Rule], queries: Sequence[SearchQuery],
 
 
 def _prepare(ctx: _Context, send: Send, message: MessageView) -> Send:
-    if ctx.prepare_send is None:
-        return send
-    return ctx.prepare_send(send, message)
+    prepared = send if ctx.prepare_send is None else ctx.prepare_send(send, message)
+    cannot_send = ctx.options.cannot_send
+    if cannot_send is None or not _would_send(prepared):
+        return prepared
+    # Said in the plan, so run skips it too instead of failing it (and holding the message);
+    # the rendered text stays, for review.
+    return replace(prepared, skip_reason=cannot_send, payload=None)
+
+
+def _would_send(send: Send) -> bool:
+    """Whether a send is skipped for no other reason than that the account can't send at all.
+
+    Nothing is sent in such a plan, so "already answered in this run" can only mean an
+    earlier reply that would have gone.
+    """
+    return send.skip_reason is None or send.skip_reason.endswith("is already answered in this run")
