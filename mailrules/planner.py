@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from mailrules.backends.base import FolderStatus, Mailbox
+from mailrules.errors import FolderRefused
 from mailrules.folders import resolve_folders
 from mailrules.model import Reply, Rule, RuleSet
 from mailrules.plan import Applied, FolderPlan, FolderPlanBuilder, Plan, RuleTally, Send
@@ -66,6 +67,7 @@ def build_plan(
     state: StateView | None = None,
     prepare_send: SendPreparer | None = None,
 ) -> Plan:
+    refuse_impossible_folders(ruleset.enabled_rules, mailbox)
     ctx = _Context(mailbox, options, state or NoState(), prepare_send)
     existing = mailbox.list_folders()
     folder_rules = assign_folders(ruleset.enabled_rules, existing, mailbox.delimiter, ctx.warnings)
@@ -159,6 +161,20 @@ def _destinations(folder_plans: tuple[FolderPlan, ...], rules: Sequence[Rule], e
     if refused:
         folder_plans = tuple(_without_destinations(plan, refused) for plan in folder_plans)
     return folder_plans, create
+
+
+def refuse_impossible_folders(rules: Sequence[Rule], mailbox: Mailbox) -> None:
+    """Refuse, before anything is read or changed, a destination this store can't hold."""
+    check = getattr(mailbox, "folder_name_problem", None)
+    if check is None:
+        return
+    for rule in rules:
+        for action in rule.then:
+            folder = action.save_to if isinstance(action, Reply) else getattr(action, "folder", None)
+            problem = check(folder) if folder else None
+            if problem is not None:
+                raise FolderRefused(f"{action.loc}: rule {rule.name!r}: folder {folder!r} can't exist in "
+                                    f"{mailbox.label}: {problem}")
 
 
 def _creatable_destinations(rules: Sequence[Rule]) -> dict[str, bool]:

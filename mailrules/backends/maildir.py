@@ -5,6 +5,13 @@ each process gets its own UIDVALIDITY: the numbering is stable from planning to 
 within one ``run``, and ``--new-only`` state from an earlier process never applies (a
 local full scan is cheap).
 
+Folder names are stored as Dovecot stores them in Maildir++, so a Maildir that Dovecot
+serves shows the same folders: ``A/B`` is the directory ``.A.B``; each level is in
+modified UTF-7 (RFC 3501 §5.1.3, ``Grüße`` is ``Gr&APw-&AN8-e``), and the characters
+Maildir++ can't hold in a level are escaped as Dovecot's listescape plugin does: ``.`` as
+``\\2e``, ``\\`` as ``\\5c``, a leading ``~`` as ``\\7e`` (``Ops/v1.2`` is ``.Ops.v1\\2e2``).
+Directories other tools wrote in raw UTF-8 are read too.
+
 Keywords are kept as Dovecot keeps them, so a Maildir that Dovecot serves shows them: each
 folder's ``dovecot-keywords`` file names up to 26 keywords (lines ``N name``, N = 0..25),
 and a message carries keyword N as the letter ``chr(ord('a') + N)`` in its file name's info
@@ -17,6 +24,7 @@ from __future__ import annotations
 import itertools
 import mailbox as stdlib_mailbox
 import os
+import re
 import socket
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
@@ -24,8 +32,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from imapclient import imap_utf7
+
 from mailrules.backends.base import CopyResult, FetchNeeds, FolderStatus
-from mailrules.errors import BackendError, CapabilityError, MissingFolder
+from mailrules.errors import BackendError, CapabilityError, FolderRefused, MissingFolder
 from mailrules.message import MessageView
 from mailrules.model import flag_key
 
@@ -37,6 +47,8 @@ DELIMITER = "/"
 KEYWORDS_FILE = "dovecot-keywords"
 KEYWORD_LETTERS = "abcdefghijklmnopqrstuvwxyz"  # Dovecot's 26 keyword slots, a = 0
 _deliveries = itertools.count(1)
+NAME_MAX = 255  # bytes in one directory name, and a Maildir++ folder is one directory
+_ESCAPED = re.compile(r"\\([0-9a-fA-F]{2})")
 
 
 class MaildirMailbox:
@@ -63,7 +75,22 @@ class MaildirMailbox:
     def _folder_dir(self, folder: str) -> Path:
         if folder.upper() == "INBOX":
             return self.root
-        return self.root / ("." + folder.replace(DELIMITER, "."))
+        encoded = self.root / folder_directory(folder)
+        raw = self.root / ("." + folder.replace(DELIMITER, "."))
+        if raw != encoded and "." not in folder and "\\" not in folder and (raw / "cur").is_dir() \
+                and not (encoded / "cur").is_dir():
+            return raw  # written in raw UTF-8 by another tool: keep using it
+        return encoded
+
+    def folder_name_problem(self, folder: str) -> str | None:
+        """Why ``folder`` can't exist in this Maildir, or None."""
+        if folder.upper() == "INBOX":
+            return None
+        size = len(folder_directory(folder).encode("ascii"))
+        if size > NAME_MAX:
+            return (f"its Maildir++ directory name would be {size} bytes, longer than the {NAME_MAX} "
+                    "a file name can have")
+        return None
 
     def _maildir(self, folder: str) -> stdlib_mailbox.Maildir:
         path = self._folder_dir(folder)
@@ -77,13 +104,16 @@ class MaildirMailbox:
             raise MissingFolder("no such folder", folder=folder)
 
     def list_folders(self) -> list[str]:
-        names = ["INBOX"]
+        names = {"INBOX": None}
         for entry in sorted(self.root.iterdir()):
             if entry.name.startswith(".") and entry.name not in (".", "..") and (entry / "cur").is_dir():
-                names.append(entry.name[1:].replace(".", DELIMITER))
-        return names
+                names[folder_name(entry.name)] = None
+        return list(names)
 
     def create_folder(self, folder: str) -> None:
+        problem = self.folder_name_problem(folder)
+        if problem is not None:
+            raise FolderRefused(f"can't create {folder!r} here: {problem}", folder=folder)
         path = self._folder_dir(folder)
         for sub in ("cur", "new", "tmp"):
             (path / sub).mkdir(parents=True, exist_ok=True)
@@ -224,6 +254,43 @@ class MaildirMailbox:
             letters.add(letter)
         table.save(directory)
         _write_message(directory, raw, "".join(sorted(letters)), mtime)
+
+
+def folder_directory(folder: str) -> str:
+    """The Maildir++ directory name of a ``/``-separated folder, as Dovecot names it.
+
+    >>> folder_directory("Ops/v1.2"), folder_directory("Grüße/Köln"), folder_directory("~me")
+    ('.Ops.v1\\\\2e2', '.Gr&APwA3w-e.K&APY-ln', '.\\\\7eme')
+    """
+    levels = folder.split(DELIMITER)
+    escaped = [level.replace("\\", "\\5c").replace(".", "\\2e") for level in levels]
+    if escaped[0].startswith("~"):
+        escaped[0] = "\\7e" + escaped[0][1:]  # Dovecot would read a leading ~ as a home directory
+    return "." + ".".join(imap_utf7.encode(level).decode("ascii") for level in escaped)
+
+
+def folder_name(directory: str) -> str:
+    """The folder a Maildir++ directory name (``.A.B``) stands for; the inverse of folder_directory.
+
+    >>> folder_name(".Ops.v1\\\\2e2"), folder_name(".Gr&APwA3w-e"), folder_name(".Grüße"), folder_name(".a&b")
+    ('Ops/v1.2', 'Grüße', 'Grüße', 'a&b')
+    """
+    return DELIMITER.join(_level_name(level) for level in directory[1:].split("."))
+
+
+def _level_name(level: str) -> str:
+    if level.isascii():
+        try:
+            level = imap_utf7.decode(level.encode("ascii"))
+        except (UnicodeDecodeError, ValueError):
+            pass  # not modified UTF-7 after all: the name as it is
+    return _ESCAPED.sub(_unescape, level)
+
+
+def _unescape(match: re.Match[str]) -> str:
+    char = chr(int(match.group(1), 16))
+    # An escaped delimiter would make a name no rule can address; it stays as written.
+    return match.group(0) if char == DELIMITER else char
 
 
 @dataclass
