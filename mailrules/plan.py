@@ -9,7 +9,7 @@ compressed to ranges and split (by the backend) so no command line is unbounded.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
@@ -165,6 +165,9 @@ class FolderPlanBuilder:
 
     folder: str
     applied: Applied = field(default_factory=Applied)
+    # Whether the destination already holds this message's copy, for stores that can tell
+    # without the journal (a Maildir: its UIDs don't outlive a process).
+    holds_copy: Callable[[int, str], bool] | None = None
     adds: dict[frozenset[str], list[int]] = field(default_factory=lambda: defaultdict(list))
     removes: dict[frozenset[str], list[int]] = field(default_factory=lambda: defaultdict(list))
     copies: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
@@ -174,7 +177,8 @@ class FolderPlanBuilder:
     skipped: list[Skipped] = field(default_factory=list)
 
     def add(self, uid: int, outcome: MessageOutcome) -> None:
-        copies = [dest for _, dest in outcome.copies if (uid, dest) not in self.applied.copies and dest != self.folder]
+        copies = [dest for _, dest in outcome.copies
+                  if (uid, dest) not in self.applied.copies and dest != self.folder and not self._held(uid, dest)]
         gone = outcome.terminal is not None and outcome.terminal[0] == "delete"
         if not (gone and not copies):
             self._flags(uid, outcome)
@@ -182,6 +186,9 @@ class FolderPlanBuilder:
             self.copies[dest].append(uid)
         self._sends(uid, outcome)
         self._terminal(uid, outcome)
+
+    def _held(self, uid: int, destination: str) -> bool:
+        return self.holds_copy is not None and self.holds_copy(uid, destination)
 
     def _flags(self, uid: int, outcome: MessageOutcome) -> None:
         if outcome.flag_adds:

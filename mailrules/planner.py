@@ -100,7 +100,8 @@ def assign_folders(rules: Sequence[Rule], existing: Sequence[str], delimiter: st
 def _plan_folder(ctx: _Context, folder: str, rules: list[Rule]) -> FolderPlan:
     status = ctx.mailbox.open_folder(folder, readonly=True)
     min_uid = _first_uid_to_scan(ctx, status)
-    builder = FolderPlanBuilder(folder, ctx.state.applied(folder, status.uidvalidity))
+    builder = FolderPlanBuilder(folder, ctx.state.applied(folder, status.uidvalidity),
+                                holds_copy=getattr(ctx.mailbox, "holds_copy", None))
     if min_uid >= status.uidnext or status.exists == 0:
         return _finish(builder, status, min_uid, 0)
     # Only a folder with something to read needs the evaluator; a cron run mostly has none.

@@ -69,6 +69,7 @@ class MaildirMailbox:
         self._uidvalidity = int(time.time())
         self._folder: str | None = None
         self._keys: list[str] = []
+        self._planned_bases: dict[str, set[str]] = {}
 
     # ------------------------------------------------------------ folders
 
@@ -104,6 +105,7 @@ class MaildirMailbox:
             raise MissingFolder("no such folder", folder=folder)
 
     def list_folders(self) -> list[str]:
+        self._planned_bases.clear()  # a plan starts here: what earlier runs copied is read afresh
         names = {"INBOX": None}
         for entry in sorted(self.root.iterdir()):
             if entry.name.startswith(".") and entry.name not in (".", "..") and (entry / "cur").is_dir():
@@ -125,6 +127,8 @@ class MaildirMailbox:
 
     def open_folder(self, folder: str, *, readonly: bool) -> FolderStatus:
         self._folder = folder
+        if not readonly:
+            self._planned_bases.clear()
         # Names starting with a dot are not messages (Maildir convention; e.g. a .keep file).
         self._keys = sorted(key for key in self._maildir(folder).keys() if not key.startswith("."))
         return FolderStatus(folder, self._uidvalidity, len(self._keys) + 1, len(self._keys))
@@ -208,6 +212,7 @@ class MaildirMailbox:
         source = self._current()
         self._destination(folder)
         source_keywords = KeywordTable.read(self._folder_dir(self._folder or "INBOX"))
+        present = _bases(self._folder_dir(folder))  # read now: a copy must never be skipped on stale news
         for uid in uids:
             key = self._key(uid)
             try:
@@ -217,8 +222,23 @@ class MaildirMailbox:
                 continue  # removed by another client since the folder was opened
             if message is None or raw is None:
                 continue
-            self._deliver(folder, raw, _imap_flags(message, source_keywords), message.get_date())
+            if key not in present:
+                self._deliver(folder, raw, _imap_flags(message, source_keywords), message.get_date(), key)
+                present.add(key)  # type: ignore[arg-type]
         return CopyResult(None, {})
+
+    def holds_copy(self, uid: int, folder: str) -> bool:
+        """Whether ``folder`` already has this process's copy of message ``uid`` of the open folder.
+
+        A copy keeps its original's file name base, as Dovecot's own Maildir copies do, so a
+        copy made by an earlier run is found again although Maildir UIDs don't outlive a process.
+        """
+        key = self._key(uid)
+        if key is None:
+            return False
+        if folder not in self._planned_bases:  # read once per plan, not once per message
+            self._planned_bases[folder] = _bases(self._folder_dir(folder))
+        return key in self._planned_bases[folder]
 
     def move(self, uids: Sequence[int], folder: str) -> CopyResult:
         result = self.copy(uids, folder)  # written and synced before the original goes
@@ -236,8 +256,9 @@ class MaildirMailbox:
         self._destination(folder)
         self._deliver(folder, message, flags, time.time())
 
-    def _deliver(self, folder: str, raw: bytes, flags: Iterable[str], mtime: float) -> None:
-        """Write one message into ``folder``'s cur/ with ``flags``, byte for byte (tmp, then link)."""
+    def _deliver(self, folder: str, raw: bytes, flags: Iterable[str], mtime: float, base: str | None = None) -> None:
+        """Write one message into ``folder``'s cur/ with ``flags``, byte for byte (tmp, then link);
+        ``base`` is its file name before the info part, a new unique one when None."""
         directory = self._folder_dir(folder)
         table = KeywordTable.read(directory)
         letters: set[str] = set()
@@ -253,7 +274,7 @@ class MaildirMailbox:
                     continue
             letters.add(letter)
         table.save(directory)
-        _write_message(directory, raw, "".join(sorted(letters)), mtime)
+        _write_message(directory, raw, "".join(sorted(letters)), mtime, base)
 
 
 def folder_directory(folder: str) -> str:
@@ -380,18 +401,25 @@ def _rename_with_flags(directory: Path, box: stdlib_mailbox.Maildir, key: str, l
         return
 
 
-def _write_message(directory: Path, raw: bytes, letters: str, mtime: float) -> None:
+def _bases(directory: Path) -> set[str]:
+    """The file name bases (before the info part) of the messages in a folder directory."""
+    return {name.split(":", 1)[0] for sub in ("cur", "new") if (directory / sub).is_dir()
+            for name in os.listdir(directory / sub)}
+
+
+def _write_message(directory: Path, raw: bytes, letters: str, mtime: float, base: str | None) -> None:
     host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
     now = time.time()
     unique = f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(_deliveries)}.{host}"
     temporary = directory / "tmp" / unique
+    final = directory / "cur" / f"{base or unique}:2,{letters}"
     with open(temporary, "xb") as handle:
         handle.write(raw)
         handle.flush()
         os.fsync(handle.fileno())
     os.utime(temporary, (mtime, mtime))
     try:
-        os.link(temporary, directory / "cur" / f"{unique}:2,{letters}")
+        os.link(temporary, final)
     finally:
         temporary.unlink()
 

@@ -81,3 +81,13 @@ def test_run_stores_the_keywords_the_plan_showed_as_dovecot_does(sample: Path) -
     names = dict(line.split(" ", 1) for line in (root / "dovecot-keywords").read_text().splitlines())
     assert sorted(names.values()) == ["$CI", "$Family", "$Invoice", "$OnCall", "$Ticket"]
     assert set(names) <= {str(index) for index in range(26)}
+
+
+def test_a_second_run_on_the_sample_copies_nothing_again(sample: Path) -> None:
+    assert _mailrules(sample, "run").code == 0
+    again = _mailrules(sample, "plan")
+    assert "copy to Finance/Invoices" not in again.stdout
+    assert "Nothing to do." in again.stdout, again.stdout
+    assert _mailrules(sample, "run").code == 0
+    invoices = sample / "examples" / "Maildir" / ".Finance.Invoices" / "cur"
+    assert len(list(invoices.iterdir())) == 2
