@@ -57,6 +57,8 @@ class _Context:
     prepare_send: SendPreparer | None
     tally: RuleTally = field(default_factory=RuleTally)
     warnings: list[str] = field(default_factory=list)
+    # Keywords that copies and moves take into each destination, for stores with a limit.
+    carried: dict[str, set[str]] | None = None
 
 
 def build_plan(
@@ -69,10 +71,13 @@ def build_plan(
 ) -> Plan:
     refuse_impossible_folders(ruleset.enabled_rules, mailbox)
     ctx = _Context(mailbox, options, state or NoState(), prepare_send)
+    if hasattr(mailbox, "unstorable_flags"):
+        ctx.carried = {}
     existing = mailbox.list_folders()
     folder_rules = assign_folders(ruleset.enabled_rules, existing, mailbox.delimiter, ctx.warnings)
     folder_plans = tuple(_plan_folder(ctx, folder, rules) for folder, rules in folder_rules.items())
     folder_plans, create = _destinations(folder_plans, ruleset.enabled_rules, existing, ctx.warnings)
+    _warn_about_unstorable_carried_keywords(ctx)
     return Plan(
         account=mailbox.label,
         now=options.now,
@@ -110,6 +115,15 @@ def _plan_folder(ctx: _Context, folder: str, rules: list[Rule]) -> FolderPlan:
     examined, sends = scan_folder(ctx, builder, rules, min_uid, _scan_size(status, min_uid))
     _leave_out_unstorable_flags(ctx.mailbox, builder)
     return _finish(builder, status, min_uid, examined, sends)
+
+
+def _warn_about_unstorable_carried_keywords(ctx: _Context) -> None:
+    for destination, keywords in sorted((ctx.carried or {}).items()):
+        refused = ctx.mailbox.unstorable_flags(destination, keywords)  # type: ignore[attr-defined]
+        if refused:
+            ctx.warnings.append(f"{destination}: no keyword letter left for {', '.join(sorted(refused))} "
+                                f"({next(iter(refused.values()))}); messages copied or moved there arrive "
+                                "without them")
 
 
 def _leave_out_unstorable_flags(mailbox: Mailbox, builder: FolderPlanBuilder) -> None:

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from mailrules.backends.base import FetchNeeds
-from mailrules.engine import EvalContext, evaluate_message
+from mailrules.engine import EvalContext, MessageOutcome, evaluate_message
 from mailrules.errors import CapabilityError
 from mailrules.model import Redirect, Reply, Rule
 from mailrules.plan import FolderPlanBuilder, Send
@@ -57,8 +57,17 @@ def scan_folder(ctx: _Context, builder: FolderPlanBuilder, rules: list[Rule], mi
         ctx.tally.add(uid, message, outcome)
         before = len(builder.sends)
         builder.add(uid, outcome)
+        if ctx.carried is not None:
+            _note_carried_keywords(ctx.carried, folder, outcome)
         sends.extend(_prepare(ctx, send, message) for send in builder.sends[before:])
     return examined, sends
+
+
+def _note_carried_keywords(carried: dict[str, set[str]], folder: str, outcome: MessageOutcome) -> None:
+    keywords = {flag for flag in outcome.final_flags if not flag.startswith("\\")}
+    for destination in outcome.final_folders:
+        if keywords and destination != folder:
+            carried.setdefault(destination, set()).update(keywords)
 
 
 def evaluate_locally(queries: Sequence[SearchQuery], scan_size: int) -> bool:

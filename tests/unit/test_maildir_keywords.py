@@ -90,3 +90,19 @@ def test_a_damaged_dovecot_keywords_line_is_ignored(tmp_path: Path, contents: st
     root = _maildir(tmp_path / "m", "1.M1P1.host:2,ab")
     (root / "dovecot-keywords").write_text(contents + "1 $Good\n")
     assert _flags(MaildirMailbox(root)) == [{"$Good"}]
+
+
+def test_a_destination_with_26_keywords_is_named_in_the_plan_and_the_run_report(tmp_path: Path) -> None:
+    root = _maildir(tmp_path / "m", "1.M1P1.host:2,a")
+    (root / "dovecot-keywords").write_text("0 $Project\n")
+    box = MaildirMailbox(root)
+    box.create_folder("Archive")
+    (root / ".Archive" / "dovecot-keywords").write_text("".join(f"{index} $K{index}\n" for index in range(26)))
+    rule_file = tmp_path / "rules.yaml"
+    rule_file.write_text("version: 1\nrules:\n  - name: file\n    when: {subject: m0}\n    then: [{move: Archive}]\n")
+    plan = build_plan(load_ruleset(rule_file).ruleset, box, PlanOptions(now=NOW))
+    assert any(warning.startswith("Archive: no keyword letter left for $Project") for warning in plan.warnings)
+    box.open_folder("INBOX", readonly=False)
+    box.move([1], "Archive")
+    assert any("Archive: no keyword letter left for $Project" in notice for notice in box.notices)
+    assert _flags(box, "Archive") == [frozenset()]
