@@ -269,8 +269,10 @@ class MaildirMailbox:
             if letter is None:
                 letter = table.letter_for(flag, folder=folder, strict=False)
                 if letter is None:
-                    self.notices.append(f"{folder}: no keyword letter left for {flag} (Maildir holds "
-                                        f"{len(KEYWORD_LETTERS)} per folder); the copy arrived without it")
+                    notice = (f"{folder}: no keyword letter left for {flag} (Maildir holds "
+                              f"{len(KEYWORD_LETTERS)} per folder); copies arrived without it")
+                    if notice not in self.notices:
+                        self.notices.append(notice)
                     continue
             letters.add(letter)
         table.save(directory)
