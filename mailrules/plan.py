@@ -9,7 +9,7 @@ compressed to ranges and split (by the backend) so no command line is unbounded.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
@@ -72,6 +72,15 @@ class Send:
 
 
 @dataclass(frozen=True, slots=True)
+class Skipped:
+    """An action left out of the plan because this mailbox or account can't carry it out."""
+
+    action: str  # as the plan shows it, e.g. ``flag +$Invoice``
+    uids: tuple[int, ...]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class FolderPlan:
     folder: str
     uidvalidity: int
@@ -84,6 +93,7 @@ class FolderPlan:
     sends: tuple[Send, ...] = ()
     moves: tuple[Transfer, ...] = ()
     deletions: tuple[int, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
 
     @property
     def has_work(self) -> bool:
@@ -158,15 +168,20 @@ class FolderPlanBuilder:
 
     folder: str
     applied: Applied = field(default_factory=Applied)
+    # Whether the destination already holds this message's copy, for stores that can tell
+    # without the journal (a Maildir: its UIDs don't outlive a process).
+    holds_copy: Callable[[int, str], bool] | None = None
     adds: dict[frozenset[str], list[int]] = field(default_factory=lambda: defaultdict(list))
     removes: dict[frozenset[str], list[int]] = field(default_factory=lambda: defaultdict(list))
     copies: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     moves: dict[tuple[str, str], list[int]] = field(default_factory=lambda: defaultdict(list))
     deletions: list[int] = field(default_factory=list)
     sends: list[Send] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
     def add(self, uid: int, outcome: MessageOutcome) -> None:
-        copies = [dest for _, dest in outcome.copies if (uid, dest) not in self.applied.copies and dest != self.folder]
+        copies = [dest for _, dest in outcome.copies
+                  if (uid, dest) not in self.applied.copies and dest != self.folder and not self._held(uid, dest)]
         gone = outcome.terminal is not None and outcome.terminal[0] == "delete"
         if not (gone and not copies):
             self._flags(uid, outcome)
@@ -174,6 +189,9 @@ class FolderPlanBuilder:
             self.copies[dest].append(uid)
         self._sends(uid, outcome)
         self._terminal(uid, outcome)
+
+    def _held(self, uid: int, destination: str) -> bool:
+        return self.holds_copy is not None and self.holds_copy(uid, destination)
 
     def _flags(self, uid: int, outcome: MessageOutcome) -> None:
         if outcome.flag_adds:
@@ -198,6 +216,20 @@ class FolderPlanBuilder:
         elif destination is not None and destination != self.folder:
             self.moves[(kind, destination)].append(uid)
 
+    def without_flags(self, refused: Mapping[str, str]) -> None:
+        """Leave out the flags this folder can't store (flag -> why), noting them as skipped."""
+        kept_groups: dict[frozenset[str], list[int]] = defaultdict(list)
+        dropped: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for flags, uids in self.adds.items():
+            for flag in flags & refused.keys():
+                dropped[(flag, refused[flag])].extend(uids)
+            kept = frozenset(flags - refused.keys())
+            if kept:
+                kept_groups[kept].extend(uids)
+        self.adds = kept_groups
+        self.skipped.extend(Skipped(f"flag +{flag}", tuple(sorted(uids)), reason)
+                            for (flag, reason), uids in sorted(dropped.items()))
+
     def build(self, *, uidvalidity: int, uidnext: int, messages: int, scanned_from_uid: int, candidates: int,
               sends: Iterable[Send] | None = None) -> FolderPlan:
         return FolderPlan(
@@ -215,6 +247,7 @@ class FolderPlanBuilder:
                 for (kind, dest), uids in sorted(self.moves.items())
             ),
             deletions=tuple(sorted(self.deletions)),
+            skipped=tuple(self.skipped),
         )
 
 

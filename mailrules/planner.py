@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from mailrules.backends.base import FolderStatus, Mailbox
+from mailrules.errors import FolderRefused
 from mailrules.folders import resolve_folders
 from mailrules.model import Reply, Rule, RuleSet
 from mailrules.plan import Applied, FolderPlan, FolderPlanBuilder, Plan, RuleTally, Send
@@ -45,6 +46,7 @@ class NoState:
 class PlanOptions:
     now: datetime
     new_only: bool = False
+    cannot_send: str | None = None  # why this account can't send replies or redirects (no SMTP)
 
 
 @dataclass
@@ -55,6 +57,8 @@ class _Context:
     prepare_send: SendPreparer | None
     tally: RuleTally = field(default_factory=RuleTally)
     warnings: list[str] = field(default_factory=list)
+    # Keywords that copies and moves take into each destination, for stores with a limit.
+    carried: dict[str, set[str]] | None = None
 
 
 def build_plan(
@@ -65,11 +69,15 @@ def build_plan(
     state: StateView | None = None,
     prepare_send: SendPreparer | None = None,
 ) -> Plan:
+    refuse_impossible_folders(ruleset.enabled_rules, mailbox)
     ctx = _Context(mailbox, options, state or NoState(), prepare_send)
+    if hasattr(mailbox, "unstorable_flags"):
+        ctx.carried = {}
     existing = mailbox.list_folders()
     folder_rules = assign_folders(ruleset.enabled_rules, existing, mailbox.delimiter, ctx.warnings)
     folder_plans = tuple(_plan_folder(ctx, folder, rules) for folder, rules in folder_rules.items())
     folder_plans, create = _destinations(folder_plans, ruleset.enabled_rules, existing, ctx.warnings)
+    _warn_about_unstorable_carried_keywords(ctx)
     return Plan(
         account=mailbox.label,
         now=options.now,
@@ -97,14 +105,36 @@ def assign_folders(rules: Sequence[Rule], existing: Sequence[str], delimiter: st
 def _plan_folder(ctx: _Context, folder: str, rules: list[Rule]) -> FolderPlan:
     status = ctx.mailbox.open_folder(folder, readonly=True)
     min_uid = _first_uid_to_scan(ctx, status)
-    builder = FolderPlanBuilder(folder, ctx.state.applied(folder, status.uidvalidity))
+    builder = FolderPlanBuilder(folder, ctx.state.applied(folder, status.uidvalidity),
+                                holds_copy=getattr(ctx.mailbox, "holds_copy", None))
     if min_uid >= status.uidnext or status.exists == 0:
         return _finish(builder, status, min_uid, 0)
     # Only a folder with something to read needs the evaluator; a cron run mostly has none.
     from mailrules.scan import scan_folder
 
     examined, sends = scan_folder(ctx, builder, rules, min_uid, _scan_size(status, min_uid))
+    _leave_out_unstorable_flags(ctx.mailbox, builder)
     return _finish(builder, status, min_uid, examined, sends)
+
+
+def _warn_about_unstorable_carried_keywords(ctx: _Context) -> None:
+    for destination, keywords in sorted((ctx.carried or {}).items()):
+        refused = ctx.mailbox.unstorable_flags(destination, keywords)  # type: ignore[attr-defined]
+        if refused:
+            ctx.warnings.append(f"{destination}: no keyword letter left for {', '.join(sorted(refused))} "
+                                f"({next(iter(refused.values()))}); messages copied or moved there arrive "
+                                "without them")
+
+
+def _leave_out_unstorable_flags(mailbox: Mailbox, builder: FolderPlanBuilder) -> None:
+    """Plan only the flags the store can hold, so ``run`` does what ``plan`` showed (a Maildir
+    folder has 26 keyword letters)."""
+    check = getattr(mailbox, "unstorable_flags", None)
+    if check is None or not builder.adds:
+        return
+    refused = check(builder.folder, set().union(*builder.adds))
+    if refused:
+        builder.without_flags(refused)
 
 
 def _scan_size(status: FolderStatus, min_uid: int) -> int:
@@ -146,6 +176,20 @@ def _destinations(folder_plans: tuple[FolderPlan, ...], rules: Sequence[Rule], e
     if refused:
         folder_plans = tuple(_without_destinations(plan, refused) for plan in folder_plans)
     return folder_plans, create
+
+
+def refuse_impossible_folders(rules: Sequence[Rule], mailbox: Mailbox) -> None:
+    """Refuse, before anything is read or changed, a destination this store can't hold."""
+    check = getattr(mailbox, "folder_name_problem", None)
+    if check is None:
+        return
+    for rule in rules:
+        for action in rule.then:
+            folder = action.save_to if isinstance(action, Reply) else getattr(action, "folder", None)
+            problem = check(folder) if folder else None
+            if problem is not None:
+                raise FolderRefused(f"{action.loc}: rule {rule.name!r}: folder {folder!r} can't exist in "
+                                    f"{mailbox.label}: {problem}")
 
 
 def _creatable_destinations(rules: Sequence[Rule]) -> dict[str, bool]:

@@ -101,7 +101,7 @@ def _folder_section(folder: FolderPlan) -> list[str]:
     header = (f"{folder.folder} (UIDVALIDITY {folder.uidvalidity}, {folder.messages} messages, "
               f"{folder.candidates} examined)")
     lines = ["", header]
-    if not folder.has_work and not folder.sends:
+    if not folder.has_work and not folder.sends and not folder.skipped:
         return lines + ["  nothing to do"]
     for change in folder.flag_changes:
         sign = "+" if change.add else "-"
@@ -112,6 +112,8 @@ def _folder_section(folder: FolderPlan) -> list[str]:
     lines += [_op_line(_transfer_label(t), t.uids) for t in folder.moves]
     if folder.deletions:
         lines.append(_op_line("delete (UID EXPUNGE)", folder.deletions))
+    for skipped in folder.skipped:
+        lines += [_op_line(f"skip {skipped.action}", skipped.uids), f"      because {skipped.reason}"]
     return lines
 
 
@@ -129,8 +131,12 @@ def _op_line(label: str, uids: tuple[int, ...]) -> str:
 
 def _send_lines(send: Send) -> list[str]:
     if send.skip_reason is not None:
-        return [f"  skip {send.kind} for UID {send.uid} (rule {send.rule}): {send.skip_reason}"]
-    lines = [f"  {send.kind} to {send.recipient} for UID {send.uid} (rule {send.rule})"]
+        to = f" to {send.recipient}" if send.recipient and send.preview else ""
+        lines = [f"  skip {send.kind}{to} for UID {send.uid} (rule {send.rule}): {send.skip_reason}"]
+        if not send.preview:
+            return lines
+    else:
+        lines = [f"  {send.kind} to {send.recipient} for UID {send.uid} (rule {send.rule})"]
     if send.subject:
         lines.append(f"      Subject: {send.subject}")
     lines += [f"      | {line}" for line in send.preview.splitlines()]

@@ -114,8 +114,14 @@ def make_plan(request: RunRequest, ruleset: RuleSet, account: Account, mailbox: 
         now=request.now,
         last_reply=lambda rule, sender: state.last_reply(account.name, rule, sender),
     )
-    return build_plan(ruleset, mailbox, PlanOptions(now=request.now, new_only=request.new_only),
-                      state=StateReader(state, account.name), prepare_send=send_planner)
+    options = PlanOptions(now=request.now, new_only=request.new_only, cannot_send=_cannot_send(account))
+    return build_plan(ruleset, mailbox, options, state=StateReader(state, account.name), prepare_send=send_planner)
+
+
+def _cannot_send(account: Account) -> str | None:
+    if account.smtp is not None:
+        return None
+    return f"no smtp configured for account {account.name} (replies and redirects need smtp: in accounts.yaml)"
 
 
 def _print_report(report, plan: Plan, as_json: bool, out: TextIO) -> int:  # type: ignore[no-untyped-def]

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from mailrules.backends.base import FetchNeeds
-from mailrules.engine import EvalContext, evaluate_message
+from mailrules.engine import EvalContext, MessageOutcome, evaluate_message
 from mailrules.errors import CapabilityError
 from mailrules.model import Redirect, Reply, Rule
 from mailrules.plan import FolderPlanBuilder, Send
@@ -57,8 +57,17 @@ def scan_folder(ctx: _Context, builder: FolderPlanBuilder, rules: list[Rule], mi
         ctx.tally.add(uid, message, outcome)
         before = len(builder.sends)
         builder.add(uid, outcome)
+        if ctx.carried is not None:
+            _note_carried_keywords(ctx.carried, folder, outcome)
         sends.extend(_prepare(ctx, send, message) for send in builder.sends[before:])
     return examined, sends
+
+
+def _note_carried_keywords(carried: dict[str, set[str]], folder: str, outcome: MessageOutcome) -> None:
+    keywords = {flag for flag in outcome.final_flags if not flag.startswith("\\")}
+    for destination in outcome.final_folders:
+        if keywords and destination != folder:
+            carried.setdefault(destination, set()).update(keywords)
 
 
 def evaluate_locally(queries: Sequence[SearchQuery], scan_size: int) -> bool:
@@ -155,6 +164,19 @@ def _verdicts(uid: int, rules: Sequence[Rule], queries: Sequence[SearchQuery],
 
 
 def _prepare(ctx: _Context, send: Send, message: MessageView) -> Send:
-    if ctx.prepare_send is None:
-        return send
-    return ctx.prepare_send(send, message)
+    prepared = send if ctx.prepare_send is None else ctx.prepare_send(send, message)
+    cannot_send = ctx.options.cannot_send
+    if cannot_send is None or not _would_send(prepared):
+        return prepared
+    # Said in the plan, so run skips it too instead of failing it (and holding the message);
+    # the rendered text stays, for review.
+    return replace(prepared, skip_reason=cannot_send, payload=None)
+
+
+def _would_send(send: Send) -> bool:
+    """Whether a send is skipped for no other reason than that the account can't send at all.
+
+    Nothing is sent in such a plan, so "already answered in this run" can only mean an
+    earlier reply that would have gone.
+    """
+    return send.skip_reason is None or send.skip_reason.endswith("is already answered in this run")

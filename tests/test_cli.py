@@ -128,14 +128,12 @@ def test_the_readme_first_command_plans_on_the_bundled_maildir_without_a_server(
     assert sorted(path.name for path in sample.rglob("*")) == before  # plan changed nothing
 
 
-def test_run_on_a_maildir_refuses_keywords_before_changing_anything(tmp_path: Path) -> None:
+def test_run_on_a_maildir_stores_keywords_as_dovecot_does(tmp_path: Path) -> None:
     sample = tmp_path / "Maildir"
     shutil.copytree(ROOT / "examples" / "Maildir", sample)
-    before = sorted(path.name for path in sample.rglob("*"))
     result = run_cli(["run", EXAMPLE, "--maildir", str(sample), "--state", str(tmp_path / "s.db")])
-    assert result.code == 6  # a feature the mailbox lacks: running again won't help
-    assert "can't store keywords" in result.stderr
-    assert sorted(path.name for path in sample.rglob("*")) == before
+    assert result.code == 0, result.output
+    assert "$Invoice" in (sample / ".Finance.Invoices" / "dovecot-keywords").read_text()
 
 
 def test_run_on_a_maildir_moves_and_a_second_run_plans_nothing(tmp_path: Path) -> None:
