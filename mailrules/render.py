@@ -119,12 +119,20 @@ def render_report(report: RunReport) -> str:
         for key, value in counts.items():
             totals[key] = totals.get(key, 0) + value
         if counts:
-            lines.append(f"{folder.folder:<30} " + ", ".join(f"{key} {value}" for key, value in counts.items()))
+            lines.append(f"{folder.folder:<30} " + ", ".join(f"{_count_label(key)} {value}" for key, value in counts.items()))
     lines += [f"failed: {failure}" for failure in report.failures]
     lines += [f"note: {notice}" for notice in report.notices]
-    summary = ", ".join(f"{key} {value}" for key, value in totals.items()) or "nothing changed"
+    summary = ", ".join(f"{_count_label(key)} {value}" for key, value in totals.items()) or "nothing changed"
     lines.append(f"Done: {summary}.")
     return "\n".join(lines)
+
+
+# What a server without UIDPLUS leaves behind is not a move or a deletion: say what it is.
+_COUNT_LABELS = {"copied_left_flagged": "copied, left flagged", "left_flagged": "flagged \\Deleted, not expunged"}
+
+
+def _count_label(key: str) -> str:
+    return _COUNT_LABELS.get(key, key)
 
 
 def report_to_json(report: RunReport) -> dict[str, Any]:

@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from mailrules.state import State
 
 DEFAULT_DELETE_THRESHOLD = 100
+# The journal's mark for a message this account flagged \Deleted but could not expunge.
+LEFT_FLAGGED = "left-flagged"
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +252,8 @@ class StateReader:
         rows = self.state.already_applied(self.account, folder, uidvalidity)
         copies = frozenset((row.uid, row.target) for row in rows if row.kind == "copy")
         sends = frozenset((row.uid, row.kind, row.rule or "") for row in rows if row.kind in ("reply", "redirect"))
-        return Applied(copies=copies, sends=sends)
+        left = frozenset(row.uid for row in rows if row.kind == LEFT_FLAGGED)
+        return Applied(copies=copies, sends=sends, left_flagged=left)
 
 
 class StateJournal:
@@ -299,3 +302,6 @@ class StateJournal:
 
     def folder_seen(self, folder: str, uidvalidity: int, highest_uid: int) -> None:
         self.state.set_folder_state(self.account, folder, uidvalidity, highest_uid)
+
+    def record_left_flagged(self, folder: str, uidvalidity: int, uids) -> None:  # type: ignore[no-untyped-def]
+        self.state.record_applied(self.account, folder, uidvalidity, [(uid, None, LEFT_FLAGGED, None) for uid in uids])

@@ -124,6 +124,11 @@ class ImapMailbox:
         return self._capabilities
 
     @property
+    def expunges_by_uid(self) -> bool:
+        """Whether ``delete`` removes messages (UID EXPUNGE, RFC 4315) or can only flag them."""
+        return "UIDPLUS" in self.capabilities
+
+    @property
     def delimiter(self) -> str:
         if self._delimiter is None:
             listing = self._read("LIST \"\" \"\"", lambda client: client.list_folders("", ""))
