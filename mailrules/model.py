@@ -267,6 +267,7 @@ class Rule:
     create_folders: bool = True
     source: str = "<memory>"  # the rule file it came from
     loc: Loc = field(default=NOWHERE, compare=False)
+    folder_locs: tuple[Loc, ...] = field(default=(), compare=False)  # where each of ``folders`` is written
 
     @property
     def terminal(self) -> bool:

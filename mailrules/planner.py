@@ -7,14 +7,15 @@ folder's messages are searched and evaluated is scan.py's business.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from mailrules.backends.base import FolderStatus, Mailbox
 from mailrules.folders import resolve_folders
-from mailrules.model import Reply, Rule, RuleSet
+from mailrules.errors import FolderRefused, Loc, Problem
+from mailrules.model import Action, Copy, Move, Reply, Rule, RuleSet, Trash
 from mailrules.plan import Applied, FolderPlan, FolderPlanBuilder, Plan, RuleTally, Send
 
 if TYPE_CHECKING:
@@ -67,9 +68,12 @@ def build_plan(
 ) -> Plan:
     ctx = _Context(mailbox, options, state or NoState(), prepare_send)
     existing = mailbox.list_folders()
-    folder_rules = assign_folders(ruleset.enabled_rules, existing, mailbox.delimiter, ctx.warnings)
+    enabled = resolve_rule_folders(ruleset.enabled_rules, mailbox)
+    ctx.warnings.extend(f"folder {name!r} can't be named in a rule file ('/' is the level separator there); "
+                        "no rule reads it" for name in getattr(mailbox, "unnamed_folders", ()))
+    folder_rules = assign_folders(enabled, existing, mailbox.delimiter, ctx.warnings)
     folder_plans = tuple(_plan_folder(ctx, folder, rules) for folder, rules in folder_rules.items())
-    folder_plans, create = _destinations(folder_plans, ruleset.enabled_rules, existing, ctx.warnings)
+    folder_plans, create = _destinations(folder_plans, enabled, existing, ctx.warnings)
     return Plan(
         account=mailbox.label,
         now=options.now,
@@ -79,6 +83,61 @@ def build_plan(
         create_folders=create,
         warnings=tuple(ctx.warnings),
     )
+
+
+# ---------------------------------------------------------------- folder names
+
+
+def resolve_rule_folders(rules: Sequence[Rule], mailbox: Mailbox) -> tuple[Rule, ...]:
+    """The rules with every folder spelled the one way this mailbox names it.
+
+    A name that can't exist on this server (a ``.`` inside a level where ``.`` separates
+    levels) is refused with its place in the rule file, before anything is read or changed.
+    """
+    check_folder_names(rules, mailbox)
+    canonical: Callable[[str], str] | None = getattr(mailbox, "canonical_folder", None)
+    if canonical is None:
+        return tuple(rules)
+    return tuple(_respelled(rule, canonical) for rule in rules)
+
+
+def check_folder_names(rules: Sequence[Rule], mailbox: Mailbox) -> None:
+    """Raise FolderRefused naming every folder of the rules this mailbox can't hold."""
+    explain: Callable[[str], str | None] | None = getattr(mailbox, "folder_problem", None)
+    if explain is None:
+        return
+    problems: dict[Problem, None] = {}
+    for rule in rules:
+        for name, loc in _named_folders(rule):
+            reason = explain(name)
+            if reason is not None:
+                problems[Problem(loc, f"rule {rule.name!r}: {reason}")] = None
+    if problems:
+        lines = "\n".join(str(problem) for problem in sorted(problems, key=lambda p: (p.loc, p.message)))
+        raise FolderRefused(f"{mailbox.label} can't hold folders the rules name; nothing was changed:\n{lines}")
+
+
+def _named_folders(rule: Rule) -> Iterator[tuple[str, Loc]]:
+    locs = rule.folder_locs if len(rule.folder_locs) == len(rule.folders) else (rule.loc,) * len(rule.folders)
+    yield from zip(rule.folders, locs)
+    for action in rule.then:
+        if isinstance(action, (Move, Copy, Trash)):
+            yield action.folder, action.loc
+        elif isinstance(action, Reply) and action.save_to:
+            yield action.save_to, action.loc
+
+
+def _respelled(rule: Rule, canonical: Callable[[str], str]) -> Rule:
+    then = tuple(_respelled_action(action, canonical) for action in rule.then)
+    return replace(rule, folders=tuple(canonical(name) for name in rule.folders), then=then)
+
+
+def _respelled_action(action: Action, canonical: Callable[[str], str]) -> Action:
+    if isinstance(action, (Move, Copy, Trash)):
+        return replace(action, folder=canonical(action.folder))
+    if isinstance(action, Reply) and action.save_to:
+        return replace(action, save_to=canonical(action.save_to))
+    return action
 
 
 def assign_folders(rules: Sequence[Rule], existing: Sequence[str], delimiter: str,

@@ -67,6 +67,9 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
                         state: State, out: TextIO) -> int:
     from mailrules.render import plan_to_json, render_plan
 
+    from mailrules.planner import check_folder_names
+
+    check_folder_names(ruleset.enabled_rules, mailbox)  # before recovery changes anything
     journal = StateJournal(state, account.name, request.now)
     pending = journal.pending()
     if pending and not request.dry_run:
