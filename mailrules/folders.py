@@ -74,6 +74,10 @@ def resolve_folders(
 
 
 RULE_DELIMITER = "/"
+# RFC 6154 uses a rule may name as a folder (``move: '\\Junk'``), with the usual name of
+# such a folder where the server marks none.
+SPECIAL_USES = {"\\Trash": "Trash", "\\Junk": "Junk", "\\Archive": "Archive", "\\Sent": "Sent",
+                "\\Drafts": "Drafts"}
 WILDCARDS = frozenset("*%")
 
 
@@ -148,3 +152,22 @@ class FolderNames:
             return (f"folder {name!r} can't exist on this server: it separates levels with {self.delimiter!r}, "
                     f"so a name can't contain {self.delimiter!r}; rule files separate levels with '/'")
         return None
+
+
+def special_use_of(name: str) -> str | None:
+    """The RFC 6154 attribute a rule's folder name stands for (``\\trash`` -> ``\\Trash``), or None."""
+    return next((use for use in SPECIAL_USES if use.lower() == name.lower()), None)
+
+
+def resolve_special_use(name: str, uses: dict[str, str]) -> str:
+    """The folder the server gives the use ``name`` names, else the usual name of such a folder.
+
+    >>> resolve_special_use("\\Trash", {"\\Trash": "Deleted Items"}), resolve_special_use("\\Junk", {})
+    ('Deleted Items', 'Junk')
+    >>> resolve_special_use("Lists/python", {"\\Trash": "Deleted Items"})
+    'Lists/python'
+    """
+    use = special_use_of(name)
+    if use is None:
+        return name
+    return uses.get(use, SPECIAL_USES[use])

@@ -502,7 +502,7 @@ def _actions(value: Any, path: Path, cx: _Context) -> tuple[Action, ...]:
 def _action(item: Any, path: Path, cx: _Context) -> Action | None:
     loc = cx.loc(path)
     if isinstance(item, str) and item in BARE_ACTIONS:
-        return {"delete": Delete(loc), "trash": Trash(cx.defaults.trash_folder, loc), "stop": Stop(loc)}[item]
+        return {"delete": Delete(loc), "trash": Trash(cx.defaults.trash_folder, loc, use="\\Trash"), "stop": Stop(loc)}[item]
     if not isinstance(item, dict) or len(item) != 1 or next(iter(item)) not in _ACTIONS:
         cx.error(loc, f"unknown action {item!r}")
         return None

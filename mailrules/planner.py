@@ -13,13 +13,16 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from mailrules.backends.base import FolderStatus, Mailbox
-from mailrules.folders import resolve_folders
+from mailrules.folders import resolve_folders, resolve_special_use
 from mailrules.errors import FolderRefused, Loc, Problem
 from mailrules.model import Action, Copy, Move, Reply, Rule, RuleSet, Trash
 from mailrules.plan import Applied, FolderPlan, FolderPlanBuilder, Plan, RuleTally, Send
 
 if TYPE_CHECKING:
     from mailrules.message import MessageView
+
+# The usual name of the sent folder: a reply saved there goes to the server's \Sent folder.
+SENT_FOLDER = "Sent"
 
 SendPreparer = Callable[[Send, "MessageView"], Send]
 
@@ -91,13 +94,19 @@ def build_plan(
 def resolve_rule_folders(rules: Sequence[Rule], mailbox: Mailbox) -> tuple[Rule, ...]:
     """The rules with every folder spelled the one way this mailbox names it.
 
-    A name that can't exist on this server (a ``.`` inside a level where ``.`` separates
-    levels) is refused with its place in the rule file, before anything is read or changed.
+    Special uses (RFC 6154) become the folders the server gives them: a bare ``trash``
+    goes to the server's ``\\Trash`` folder, ``save_to: Sent`` to its ``\\Sent`` one, and a
+    folder written ``\\Junk`` (``\\Trash``, ``\\Sent``, ``\\Drafts``, ``\\Archive``) to that
+    use's folder; the configured or usual name is the fallback.  A name that can't exist
+    on this server (a ``.`` inside a level where ``.`` separates levels) is refused with
+    its place in the rule file, before anything is read or changed.
     """
+    uses: dict[str, str] = getattr(mailbox, "special_use_folders", dict)()
+    rules = tuple(_respelled(rule, lambda name: resolve_special_use(name, uses), uses) for rule in rules)
     check_folder_names(rules, mailbox)
     canonical: Callable[[str], str] | None = getattr(mailbox, "canonical_folder", None)
     if canonical is None:
-        return tuple(rules)
+        return rules
     return tuple(_respelled(rule, canonical) for rule in rules)
 
 
@@ -127,16 +136,22 @@ def _named_folders(rule: Rule) -> Iterator[tuple[str, Loc]]:
             yield action.save_to, action.loc
 
 
-def _respelled(rule: Rule, canonical: Callable[[str], str]) -> Rule:
-    then = tuple(_respelled_action(action, canonical) for action in rule.then)
-    return replace(rule, folders=tuple(canonical(name) for name in rule.folders), then=then)
+def _respelled(rule: Rule, spell: Callable[[str], str], uses: dict[str, str] | None = None) -> Rule:
+    """``rule`` with every folder name passed through ``spell``; with ``uses``, also the
+    actions whose folder is a special use by default (bare ``trash``, ``save_to: Sent``)."""
+    then = tuple(_respelled_action(action, spell, uses) for action in rule.then)
+    return replace(rule, folders=tuple(spell(name) for name in rule.folders), then=then)
 
 
-def _respelled_action(action: Action, canonical: Callable[[str], str]) -> Action:
+def _respelled_action(action: Action, spell: Callable[[str], str], uses: dict[str, str] | None) -> Action:
+    if isinstance(action, Trash) and action.use is not None and uses is not None and action.use in uses:
+        return replace(action, folder=uses[action.use])
     if isinstance(action, (Move, Copy, Trash)):
-        return replace(action, folder=canonical(action.folder))
+        return replace(action, folder=spell(action.folder))
     if isinstance(action, Reply) and action.save_to:
-        return replace(action, save_to=canonical(action.save_to))
+        if uses is not None and action.save_to == SENT_FOLDER and "\\Sent" in uses:
+            return replace(action, save_to=uses["\\Sent"])
+        return replace(action, save_to=spell(action.save_to))
     return action
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from mailrules.backends.base import CopyResult, FetchNeeds, FolderStatus
 from mailrules.errors import BackendError, CapabilityError, ConnectionLost, FolderRefused, MissingFolder
-from mailrules.folders import RULE_DELIMITER, FolderNames
+from mailrules.folders import RULE_DELIMITER, SPECIAL_USES, FolderNames
 from mailrules.uidset import batched, parse_uid_set, uid_ranges
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ class ImapMailbox:
         self._capabilities: frozenset[str] = frozenset()
         self._names: FolderNames | None = None
         self.unnamed_folders: list[str] = []  # listed by the server, but without a rule name
+        self._special_use: dict[str, str] | None = None
         self._selected: tuple[str, bool] | None = None  # (folder, readonly)
         self._selected_before_drop: tuple[str, bool] | None = None
         self._uidvalidity: int | None = None
@@ -150,6 +151,12 @@ class ImapMailbox:
                 return learned
         listing = self._read('LIST "" ""', lambda client: client.list_folders("", ""))
         return FolderNames(delimiter=_delimiter_of(listing))
+
+    def special_use_folders(self) -> dict[str, str]:
+        """Special-use attribute (``\\Trash``, ``\\Sent`` ...) -> the folder the server gives it."""
+        if self._special_use is None:
+            self.list_folders()
+        return dict(self._special_use or {})
 
     def folder_problem(self, name: str) -> str | None:
         """Why a rule's folder name can't name a folder on this server, or None."""
@@ -267,15 +274,20 @@ class ImapMailbox:
     def list_folders(self) -> list[str]:
         """Selectable folders (``\\Noselect`` parents left out), INBOX first, then by name."""
         names = self.names
-        listing = self._read('LIST "" "*"', lambda client: client.list_folders())
+        ask = "SPECIAL-USE" in self.capabilities  # RFC 6154: some servers name the uses only when asked
+        command = 'LIST "" "*"' + (" RETURN (SPECIAL-USE)" if ask else "")
+        listing = self._read(command, lambda client: _list_all(client, special_use=ask))
         found: set[str] = set()
         self.unnamed_folders = []
+        self._special_use = {}
         for flags, _, server_name in listing:
             if _unselectable(flags):
                 continue
             name = names.from_server(server_name)
             if name is not None:
                 found.add(name)
+                for use in _special_uses(flags):
+                    self._special_use.setdefault(use, name)
             elif _personal(names, server_name):
                 self.unnamed_folders.append(server_name)
         return sorted(found, key=lambda name: (name.upper() != "INBOX", name))
@@ -563,6 +575,16 @@ def _personal(names: FolderNames, server_name: str) -> bool:
     return not any(server_name.startswith(other) for other in names.elsewhere if other)
 
 
+def _special_uses(flags: Sequence[bytes]) -> list[str]:
+    r"""The RFC 6154 attributes among a LIST line's flags, spelled as rule files do.
+
+    >>> _special_uses([b"\\HasNoChildren", b"\\trash"])
+    ['\\Trash']
+    """
+    spelled = {use.lower(): use for use in SPECIAL_USES}
+    return [spelled[text] for flag in flags if (text := _text(flag).lower()) in spelled]
+
+
 def _unselectable(flags: Sequence[bytes]) -> bool:
     return any(flag.lower() in (b"\\noselect", b"\\nonexistent") for flag in flags)
 
@@ -787,6 +809,16 @@ def parse_copyuid(codes: Sequence[bytes]) -> CopyResult:
 
 
 # ---------------------------------------------------------------- below imapclient's public API
+
+
+def _list_all(client: IMAPClient, *, special_use: bool) -> list[tuple[Any, Any, str]]:
+    """``LIST "" "*"``, with ``RETURN (SPECIAL-USE)`` when asked (imapclient has no RETURN)."""
+    if not special_use:
+        return list(client.list_folders())
+    typ, data = client._imap._simple_command("LIST", '""', '"*"', "RETURN", "(SPECIAL-USE)")
+    client._checkok("list", typ, data)
+    typ, data = client._imap._untagged_response(typ, data, "LIST")
+    return list(client._proc_folder_list(data))
 
 
 def _create(client: IMAPClient, folder: str) -> None:
