@@ -122,3 +122,20 @@ def test_a_name_the_server_refuses_to_create_is_a_permanent_error(tmp_path: Path
     assert result.code == 6, result.output
     assert "can't hold" in result.stderr and "'Ops/v1.2'" in result.stderr, result.stderr
     assert message_ids(snapshot(dovecot, imap_user)) == {"INBOX": {"<rel@t>"}}
+
+
+def test_the_benchmark_rules_file_every_message_right_on_the_prefixed_layout(
+        tmp_path: Path, prefixed, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """benchmarks/rules.yaml, checked against its independent reference classifier (Maildir++ on
+    disk is the same for both layouts, so the end state is read the same way)."""
+    from tests.integration.test_command_count import counted_run, seed as seed_benchmark
+
+    server, user = prefixed
+    seed_benchmark(user, 100)
+    counted_run(server, user, tmp_path / "work", monkeypatch)  # asserts the end state
+    assert any(name.startswith("INBOX.") for _, _, name in _listing(server, user))
+
+
+def _listing(server: Dovecot, user: User) -> list[tuple[object, object, str]]:
+    with server.client(user) as imap:
+        return list(imap.list_folders())
