@@ -383,6 +383,8 @@ def recover(mailbox: Mailbox, journal: Journal, pending: Sequence[PendingOperati
         op = item.operation
         if op.dest_uidnext is not None and op.destination is not None:
             notes.append(_settle_copy(mailbox, journal, op))
+        elif op.kind == "delete":
+            notes.append(_finish_deletion(mailbox, journal, op))
         journal.done(item.op_id, {"recovered": True})
     return notes
 
@@ -402,3 +404,23 @@ def _settle_copy(mailbox: Mailbox, journal: Journal, op: Operation) -> str:
         if _leaves_originals(mailbox, op.kind):
             journal.record_left_flagged(op.folder, op.uidvalidity, landed)
     return f"{op.folder}: completed interrupted {op.kind} of {len(landed)} message(s) to {op.destination}"
+
+
+def _finish_deletion(mailbox: Mailbox, journal: Journal, op: Operation) -> str:
+    """Expunge what an interrupted deletion already flagged ``\\Deleted``.
+
+    Planning skips messages flagged ``\\Deleted`` (mail clients hide them), so a deletion
+    cut off between its STORE and its UID EXPUNGE would otherwise never be finished.
+    Messages it did not flag yet are simply planned again.
+    """
+    status = mailbox.open_folder(op.folder, readonly=False)
+    if status.uidvalidity != op.uidvalidity:
+        return f"{op.folder}: UIDVALIDITY changed since the interrupted run; its deletion is re-planned from scratch"
+    flagged = tuple(uid for uid, message in mailbox.fetch(list(op.uids), FetchNeeds())
+                    if "\\Deleted" in message.flags)
+    if not flagged:
+        return f"{op.folder}: interrupted deletion had flagged nothing; re-planned"
+    mailbox.delete(flagged)
+    if _leaves_originals(mailbox, "delete"):
+        journal.record_left_flagged(op.folder, op.uidvalidity, flagged)
+    return f"{op.folder}: completed interrupted deletion of {len(flagged)} message(s)"
