@@ -110,14 +110,18 @@ def resolve_rule_folders(rules: Sequence[Rule], mailbox: Mailbox) -> tuple[Rule,
     return tuple(_respelled(rule, canonical) for rule in rules)
 
 
-def check_folder_names(rules: Sequence[Rule], mailbox: Mailbox) -> None:
-    """Raise FolderRefused naming every folder of the rules this mailbox can't hold."""
+def check_folder_names(rules: Sequence[Rule], mailbox: Mailbox, *, fallbacks: bool = True) -> None:
+    """Raise FolderRefused naming every folder of the rules this mailbox can't hold.
+
+    Without ``fallbacks``, a bare trash's folder is not checked: the server's own trash
+    folder may make it unused, which is known only once special uses are resolved.
+    """
     explain: Callable[[str], str | None] | None = getattr(mailbox, "folder_problem", None)
     if explain is None:
         return
     problems: dict[Problem, None] = {}
     for rule in rules:
-        for name, loc in _named_folders(rule):
+        for name, loc in _named_folders(rule, fallbacks):
             reason = explain(name)
             if reason is not None:
                 problems[Problem(loc, f"rule {rule.name!r}: {reason}")] = None
@@ -126,10 +130,12 @@ def check_folder_names(rules: Sequence[Rule], mailbox: Mailbox) -> None:
         raise FolderRefused(f"{mailbox.label} can't hold folders the rules name; nothing was changed:\n{lines}")
 
 
-def _named_folders(rule: Rule) -> Iterator[tuple[str, Loc]]:
+def _named_folders(rule: Rule, fallbacks: bool = True) -> Iterator[tuple[str, Loc]]:
     locs = rule.folder_locs if len(rule.folder_locs) == len(rule.folders) else (rule.loc,) * len(rule.folders)
     yield from zip(rule.folders, locs)
     for action in rule.then:
+        if isinstance(action, Trash) and action.use is not None and not fallbacks:
+            continue
         if isinstance(action, (Move, Copy, Trash)):
             yield action.folder, action.loc
         elif isinstance(action, Reply) and action.save_to:
@@ -145,7 +151,7 @@ def _respelled(rule: Rule, spell: Callable[[str], str], uses: dict[str, str] | N
 
 def _respelled_action(action: Action, spell: Callable[[str], str], uses: dict[str, str] | None) -> Action:
     if isinstance(action, Trash) and action.use is not None and uses is not None and action.use in uses:
-        return replace(action, folder=uses[action.use])
+        return replace(action, folder=uses[action.use], use=None)  # resolved: no fallback left
     if isinstance(action, (Move, Copy, Trash)):
         return replace(action, folder=spell(action.folder))
     if isinstance(action, Reply) and action.save_to:

@@ -69,7 +69,7 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
 
     from mailrules.planner import check_folder_names
 
-    check_folder_names(ruleset.enabled_rules, mailbox)  # before recovery changes anything
+    check_folder_names(ruleset.enabled_rules, mailbox, fallbacks=False)  # before recovery changes anything
     journal = StateJournal(state, account.name, request.now)
     pending = journal.pending()
     if pending and not request.dry_run:

@@ -94,3 +94,19 @@ def test_a_reply_saved_to_sent_lands_in_the_special_use_sent_folder(tmp_path: Pa
     assert result.code == 0, result.output
     ids = message_ids(snapshot(server, user))
     assert len(ids["Sent Items"]) == 2 and "Sent" not in ids  # the old one and the saved reply
+
+
+def test_an_unused_trash_fallback_need_not_exist_on_the_server(tmp_path: Path, dovecot_factory) -> None:  # type: ignore[no-untyped-def]
+    """trash_folder 'Deleted.Items' can't exist where '.' separates levels, but the server's
+    own trash folder makes it unused; without one, it is refused before any change."""
+    server, user = outlook_like(dovecot_factory, separator=".", prefix="INBOX.")
+    rules = RULES.replace("rules:\n", "defaults: {trash_folder: Deleted.Items}\nrules:\n", 1)
+    result = workspace(tmp_path / "marked", user, rules).run("--now", NOW)
+    assert result.code == 0, result.output
+    assert "<offer-1@t>" in message_ids(snapshot(server, user))["INBOX.Deleted Items"]
+    bare = dovecot_factory(special_use={}, separator=".", prefix="INBOX.")
+    other = bare.add_user()
+    bare.deliver(other, make_message("offer 2", message_id="<offer-2@t>"))
+    refused = workspace(tmp_path / "unmarked", other, rules).run("--now", NOW)
+    assert refused.code == 6 and "'Deleted.Items'" in refused.stderr, refused.output
+    assert message_ids(snapshot(bare, other)) == {"INBOX": {"<offer-2@t>"}}
