@@ -813,12 +813,18 @@ def parse_copyuid(codes: Sequence[bytes]) -> CopyResult:
 
 def _list_all(client: IMAPClient, *, special_use: bool) -> list[tuple[Any, Any, str]]:
     """``LIST "" "*"``, with ``RETURN (SPECIAL-USE)`` when asked (imapclient has no RETURN)."""
-    if not special_use:
-        return list(client.list_folders())
-    typ, data = client._imap._simple_command("LIST", '""', '"*"', "RETURN", "(SPECIAL-USE)")
-    client._checkok("list", typ, data)
-    typ, data = client._imap._untagged_response(typ, data, "LIST")
-    return list(client._proc_folder_list(data))
+    if special_use:
+        try:
+            typ, data = client._imap._simple_command("LIST", '""', '"*"', "RETURN", "(SPECIAL-USE)")
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error:  # BAD: the server can't parse RETURN after all
+            typ = "BAD"
+        if typ == "OK":
+            typ, data = client._imap._untagged_response(typ, data, "LIST")
+            return list(client._proc_folder_list(data))
+        client._imap.untagged_responses.pop("LIST", None)  # refused: many servers show the uses anyway
+    return list(client.list_folders())
 
 
 def _create(client: IMAPClient, folder: str) -> None:

@@ -67,3 +67,33 @@ def test_a_dot_inside_a_level_cannot_exist_where_dot_separates_levels() -> None:
 def test_a_flat_server_has_no_levels() -> None:
     assert FLAT.problem("Archive") is None
     assert "flat" in (FLAT.problem("Lists/python") or "")
+
+
+class _RefusingImap:
+    """imaplib's side of a server that advertises SPECIAL-USE but answers BAD to LIST ... RETURN."""
+
+    def __init__(self) -> None:
+        self.untagged_responses: dict[str, list[bytes]] = {}
+
+    def _simple_command(self, *args: str) -> tuple[str, list[bytes]]:
+        import imaplib
+
+        raise imaplib.IMAP4.error("LIST command error: BAD [b'Unknown argument']")
+
+
+class _Client:
+    def __init__(self) -> None:
+        self._imap = _RefusingImap()
+        self.plain_lists = 0
+
+    def list_folders(self) -> list[tuple[tuple[bytes, ...], bytes, str]]:
+        self.plain_lists += 1
+        return [((b"\\HasNoChildren", b"\\Trash"), b"/", "Bin")]
+
+
+def test_a_refused_list_return_falls_back_to_a_plain_list() -> None:
+    from mailrules.backends.imap import _list_all
+
+    client = _Client()
+    assert _list_all(client, special_use=True) == [((b"\\HasNoChildren", b"\\Trash"), b"/", "Bin")]  # type: ignore[arg-type]
+    assert client.plain_lists == 1
