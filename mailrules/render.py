@@ -128,7 +128,7 @@ def render_report(report: RunReport) -> str:
 
 
 # What a server without UIDPLUS leaves behind is not a move or a deletion: say what it is.
-_COUNT_LABELS = {"copied_left_flagged": "copied, left flagged", "left_flagged": "flagged \\Deleted, not expunged"}
+_COUNT_LABELS = {"copied_left_flagged": "copied and left flagged", "left_flagged": "left flagged \\Deleted"}
 
 
 def _count_label(key: str) -> str:
