@@ -61,6 +61,8 @@ class Journal(Protocol):
 
     def folder_seen(self, folder: str, uidvalidity: int, highest_uid: int) -> None: ...
 
+    def record_left_flagged(self, folder: str, uidvalidity: int, uids: Sequence[int]) -> None: ...
+
 
 class Sender(Protocol):
     """Sends replies and redirects (smtp.py); raises BackendError when it can't."""
@@ -76,6 +78,8 @@ class FolderReport:
     moved: int = 0
     trashed: int = 0
     deleted: int = 0
+    copied_left_flagged: int = 0  # moved or trashed on a server that can't expunge: the original stays, \Deleted
+    left_flagged: int = 0  # deleted on such a server: flagged \Deleted, not expunged
     sent: int = 0
     failed_sends: list[str] = field(default_factory=list)
     held: set[int] = field(default_factory=set)  # UIDs kept in place because their send failed
@@ -153,14 +157,39 @@ def _execute_folder(plan: FolderPlan, mailbox: Mailbox, journal: Journal, sender
     for transfer in plan.moves:
         uids = tuple(uid for uid in transfer.uids if uid not in held)
         step.move(transfer, uids)
-        if transfer.kind == "trash":
-            report.trashed += len(uids)
-        else:
-            report.moved += len(uids)
+        _count_removal(report, mailbox, journal, plan, transfer.kind, uids)
     deletions = tuple(uid for uid in plan.deletions if uid not in held)
     step.delete(deletions)
-    report.deleted += len(deletions)
+    _count_removal(report, mailbox, journal, plan, "delete", deletions)
     return report
+
+
+def _leaves_originals(mailbox: Mailbox, kind: str) -> bool:
+    """Whether removing messages leaves them flagged \\Deleted: no UIDPLUS, so no UID EXPUNGE,
+    and a move without MOVE is a COPY followed by such a removal."""
+    if getattr(mailbox, "expunges_by_uid", True):
+        return False
+    return kind == "delete" or "MOVE" not in mailbox.capabilities
+
+
+def _count_removal(report: FolderReport, mailbox: Mailbox, journal: Journal, plan: FolderPlan, kind: str,
+                   uids: tuple[int, ...]) -> None:
+    """Count what a move, trash or deletion did; remember originals left behind flagged
+    \\Deleted, so that no later run plans (and copies) them again."""
+    if not uids:
+        return
+    if _leaves_originals(mailbox, kind):
+        journal.record_left_flagged(plan.folder, plan.uidvalidity, uids)
+        if kind == "delete":
+            report.left_flagged += len(uids)
+        else:
+            report.copied_left_flagged += len(uids)
+    elif kind == "trash":
+        report.trashed += len(uids)
+    elif kind == "move":
+        report.moved += len(uids)
+    else:
+        report.deleted += len(uids)
 
 
 def _send_all(plan: FolderPlan, mailbox: Mailbox, journal: Journal, sender: Sender | None,
@@ -361,6 +390,8 @@ def recover(mailbox: Mailbox, journal: Journal, pending: Sequence[PendingOperati
         op = item.operation
         if op.dest_uidnext is not None and op.destination is not None:
             notes.append(_settle_copy(mailbox, journal, op))
+        elif op.kind == "delete":
+            notes.append(_finish_deletion(mailbox, journal, op))
         journal.done(item.op_id, {"recovered": True})
     return notes
 
@@ -377,4 +408,26 @@ def _settle_copy(mailbox: Mailbox, journal: Journal, op: Operation) -> str:
         journal.record_copies(op.folder, op.uidvalidity, [(uid, op.destination) for uid in landed])  # type: ignore[misc]
     else:
         mailbox.delete(landed)  # the copies are safe in the destination; finish the move
+        if _leaves_originals(mailbox, op.kind):
+            journal.record_left_flagged(op.folder, op.uidvalidity, landed)
     return f"{op.folder}: completed interrupted {op.kind} of {len(landed)} message(s) to {op.destination}"
+
+
+def _finish_deletion(mailbox: Mailbox, journal: Journal, op: Operation) -> str:
+    """Expunge what an interrupted deletion already flagged ``\\Deleted``.
+
+    Planning skips messages flagged ``\\Deleted`` (mail clients hide them), so a deletion
+    cut off between its STORE and its UID EXPUNGE would otherwise never be finished.
+    Messages it did not flag yet are simply planned again.
+    """
+    status = mailbox.open_folder(op.folder, readonly=False)
+    if status.uidvalidity != op.uidvalidity:
+        return f"{op.folder}: UIDVALIDITY changed since the interrupted run; its deletion is re-planned from scratch"
+    flagged = tuple(uid for uid, message in mailbox.fetch(list(op.uids), FetchNeeds())
+                    if "\\Deleted" in message.flags)
+    if not flagged:
+        return f"{op.folder}: interrupted deletion had flagged nothing; re-planned"
+    mailbox.delete(flagged)
+    if _leaves_originals(mailbox, "delete"):
+        journal.record_left_flagged(op.folder, op.uidvalidity, flagged)
+    return f"{op.folder}: completed interrupted deletion of {len(flagged)} message(s)"

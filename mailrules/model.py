@@ -195,10 +195,15 @@ class Copy:
 
 @dataclass(frozen=True, slots=True)
 class Trash:
-    """Move to the trash folder, already resolved from ``defaults.trash_folder`` when not given."""
+    """Move to the trash folder, already resolved from ``defaults.trash_folder`` when not given.
+
+    A bare ``trash`` has ``use='\\Trash'``: the server's special-use trash folder (RFC 6154)
+    wins over ``folder``, which is the fallback for servers that name none.
+    """
 
     folder: str
     loc: Loc = field(default=NOWHERE, compare=False)
+    use: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +272,7 @@ class Rule:
     create_folders: bool = True
     source: str = "<memory>"  # the rule file it came from
     loc: Loc = field(default=NOWHERE, compare=False)
+    folder_locs: tuple[Loc, ...] = field(default=(), compare=False)  # where each of ``folders`` is written
 
     @property
     def terminal(self) -> bool:

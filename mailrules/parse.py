@@ -84,6 +84,7 @@ class Defaults:
     folders: tuple[str, ...] = ("INBOX",)
     create_folders: bool = True
     trash_folder: str = "Trash"
+    folder_locs: tuple[Loc, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +184,7 @@ def _defaults(data: Any, path: Path, cx: _Context) -> Defaults:
     _check_folder(trash, path + ("trash_folder",), cx, destination=True)
     return Defaults(
         folders=folders or builtin.folders,
+        folder_locs=_folder_locs(data.get("folders"), path + ("folders",), cx) if folders else (),
         create_folders=data.get("create_folders", True) is not False,
         trash_folder=trash if isinstance(trash, str) else builtin.trash_folder,
     )
@@ -199,6 +201,7 @@ def _rule(data: Any, path: Path, cx: _Context) -> Rule | None:
         when=when,
         then=actions,
         folders=_folder_list(data.get("folders"), path + ("folders",), cx) or cx.defaults.folders,
+        folder_locs=_folder_locs(data.get("folders"), path + ("folders",), cx) or cx.defaults.folder_locs,
         description=data.get("description"),
         enabled=data.get("enabled", True) is not False,
         create_folders=cx.defaults.create_folders,
@@ -213,6 +216,12 @@ def _folder_list(value: Any, path: Path, cx: _Context) -> tuple[str, ...]:
     for index, name in enumerate(value):
         _check_folder(name, path + (index,), cx, destination=False)
     return tuple(name for name in value if isinstance(name, str))
+
+
+def _folder_locs(value: Any, path: Path, cx: _Context) -> tuple[Loc, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(cx.loc(path + (index,)) for index, name in enumerate(value) if isinstance(name, str))
 
 
 def _check_folder(name: Any, path: Path, cx: _Context, *, destination: bool) -> None:
@@ -493,7 +502,7 @@ def _actions(value: Any, path: Path, cx: _Context) -> tuple[Action, ...]:
 def _action(item: Any, path: Path, cx: _Context) -> Action | None:
     loc = cx.loc(path)
     if isinstance(item, str) and item in BARE_ACTIONS:
-        return {"delete": Delete(loc), "trash": Trash(cx.defaults.trash_folder, loc), "stop": Stop(loc)}[item]
+        return {"delete": Delete(loc), "trash": Trash(cx.defaults.trash_folder, loc, use="\\Trash"), "stop": Stop(loc)}[item]
     if not isinstance(item, dict) or len(item) != 1 or next(iter(item)) not in _ACTIONS:
         cx.error(loc, f"unknown action {item!r}")
         return None

@@ -144,11 +144,13 @@ class Applied:
     """Non-idempotent actions already done for messages of a folder, from the state journal.
 
     A rule that copies or replies must not do it again on the next run over the same
-    message, so these are subtracted from the outcomes before grouping.
+    message, so these are subtracted from the outcomes before grouping.  A message a run
+    moved or deleted but could not expunge (``left_flagged``) is not planned at all.
     """
 
     copies: frozenset[tuple[int, str]] = frozenset()  # (uid, destination)
     sends: frozenset[tuple[int, str, str]] = frozenset()  # (uid, kind, rule)
+    left_flagged: frozenset[int] = frozenset()  # flagged \Deleted by a run that could not expunge them
 
 
 def summarize(uid: int, message: MessageView) -> MessageSummary:

@@ -7,19 +7,22 @@ folder's messages are searched and evaluated is scan.py's business.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
 
 from mailrules.backends.base import FolderStatus, Mailbox
-from mailrules.errors import FolderRefused
-from mailrules.folders import resolve_folders
-from mailrules.model import Reply, Rule, RuleSet
+from mailrules.errors import FolderRefused, Loc, Problem
+from mailrules.folders import resolve_folders, resolve_special_use
+from mailrules.model import Action, Copy, Move, Reply, Rule, RuleSet, Trash
 from mailrules.plan import Applied, FolderPlan, FolderPlanBuilder, Plan, RuleTally, Send
 
 if TYPE_CHECKING:
     from mailrules.message import MessageView
+
+# The usual name of the sent folder: a reply saved there goes to the server's \Sent folder.
+SENT_FOLDER = "Sent"
 
 SendPreparer = Callable[[Send, "MessageView"], Send]
 
@@ -74,9 +77,12 @@ def build_plan(
     if hasattr(mailbox, "unstorable_flags"):
         ctx.carried = {}
     existing = mailbox.list_folders()
-    folder_rules = assign_folders(ruleset.enabled_rules, existing, mailbox.delimiter, ctx.warnings)
+    enabled = resolve_rule_folders(ruleset.enabled_rules, mailbox)
+    ctx.warnings.extend(f"folder {name!r} can't be named in a rule file ('/' is the level separator there); "
+                        "no rule reads it" for name in getattr(mailbox, "unnamed_folders", ()))
+    folder_rules = assign_folders(enabled, existing, mailbox.delimiter, ctx.warnings)
     folder_plans = tuple(_plan_folder(ctx, folder, rules) for folder, rules in folder_rules.items())
-    folder_plans, create = _destinations(folder_plans, ruleset.enabled_rules, existing, ctx.warnings)
+    folder_plans, create = _destinations(folder_plans, enabled, existing, ctx.warnings)
     _warn_about_unstorable_carried_keywords(ctx)
     return Plan(
         account=mailbox.label,
@@ -87,6 +93,79 @@ def build_plan(
         create_folders=create,
         warnings=tuple(ctx.warnings),
     )
+
+
+# ---------------------------------------------------------------- folder names
+
+
+def resolve_rule_folders(rules: Sequence[Rule], mailbox: Mailbox) -> tuple[Rule, ...]:
+    """The rules with every folder spelled the one way this mailbox names it.
+
+    Special uses (RFC 6154) become the folders the server gives them: a bare ``trash``
+    goes to the server's ``\\Trash`` folder, ``save_to: Sent`` to its ``\\Sent`` one, and a
+    folder written ``\\Junk`` (``\\Trash``, ``\\Sent``, ``\\Drafts``, ``\\Archive``) to that
+    use's folder; the configured or usual name is the fallback.  A name that can't exist
+    on this server (a ``.`` inside a level where ``.`` separates levels) is refused with
+    its place in the rule file, before anything is read or changed.
+    """
+    uses: dict[str, str] = getattr(mailbox, "special_use_folders", dict)()
+    rules = tuple(_respelled(rule, lambda name: resolve_special_use(name, uses), uses) for rule in rules)
+    check_folder_names(rules, mailbox)
+    canonical: Callable[[str], str] | None = getattr(mailbox, "canonical_folder", None)
+    if canonical is None:
+        return rules
+    return tuple(_respelled(rule, canonical) for rule in rules)
+
+
+def check_folder_names(rules: Sequence[Rule], mailbox: Mailbox, *, fallbacks: bool = True) -> None:
+    """Raise FolderRefused naming every folder of the rules this mailbox can't hold.
+
+    Without ``fallbacks``, a bare trash's folder is not checked: the server's own trash
+    folder may make it unused, which is known only once special uses are resolved.
+    """
+    explain: Callable[[str], str | None] | None = getattr(mailbox, "folder_problem", None)
+    if explain is None:
+        return
+    problems: dict[Problem, None] = {}
+    for rule in rules:
+        for name, loc in _named_folders(rule, fallbacks):
+            reason = explain(name)
+            if reason is not None:
+                problems[Problem(loc, f"rule {rule.name!r}: {reason}")] = None
+    if problems:
+        lines = "\n".join(str(problem) for problem in sorted(problems, key=lambda p: (p.loc, p.message)))
+        raise FolderRefused(f"{mailbox.label} can't hold folders the rules name; nothing was changed:\n{lines}")
+
+
+def _named_folders(rule: Rule, fallbacks: bool = True) -> Iterator[tuple[str, Loc]]:
+    locs = rule.folder_locs if len(rule.folder_locs) == len(rule.folders) else (rule.loc,) * len(rule.folders)
+    yield from zip(rule.folders, locs)
+    for action in rule.then:
+        if isinstance(action, Trash) and action.use is not None and not fallbacks:
+            continue
+        if isinstance(action, (Move, Copy, Trash)):
+            yield action.folder, action.loc
+        elif isinstance(action, Reply) and action.save_to:
+            yield action.save_to, action.loc
+
+
+def _respelled(rule: Rule, spell: Callable[[str], str], uses: dict[str, str] | None = None) -> Rule:
+    """``rule`` with every folder name passed through ``spell``; with ``uses``, also the
+    actions whose folder is a special use by default (bare ``trash``, ``save_to: Sent``)."""
+    then = tuple(_respelled_action(action, spell, uses) for action in rule.then)
+    return replace(rule, folders=tuple(spell(name) for name in rule.folders), then=then)
+
+
+def _respelled_action(action: Action, spell: Callable[[str], str], uses: dict[str, str] | None) -> Action:
+    if isinstance(action, Trash) and action.use is not None and uses is not None and action.use in uses:
+        return replace(action, folder=uses[action.use], use=None)  # resolved: no fallback left
+    if isinstance(action, (Move, Copy, Trash)):
+        return replace(action, folder=spell(action.folder))
+    if isinstance(action, Reply) and action.save_to:
+        if uses is not None and action.save_to == SENT_FOLDER and "\\Sent" in uses:
+            return replace(action, save_to=uses["\\Sent"])
+        return replace(action, save_to=spell(action.save_to))
+    return action
 
 
 def assign_folders(rules: Sequence[Rule], existing: Sequence[str], delimiter: str,

@@ -180,10 +180,10 @@ def render_report(report: RunReport) -> str:
         for key, value in counts.items():
             totals[key] = totals.get(key, 0) + value
         if counts:
-            lines.append(f"{folder.folder:<30} " + ", ".join(f"{key} {value}" for key, value in counts.items()))
+            lines.append(f"{folder.folder:<30} " + ", ".join(f"{_count_label(key)} {value}" for key, value in counts.items()))
     lines += [f"failed: {failure}" for failure in report.failures]
     lines += [f"note: {notice}" for notice in report.notices]
-    summary = ", ".join(f"{key} {value}" for key, value in totals.items()) or "nothing changed"
+    summary = ", ".join(f"{_count_label(key)} {value}" for key, value in totals.items()) or "nothing changed"
     lines.append(f"Done: {summary}.")
     return "\n".join(lines)
 
@@ -220,6 +220,14 @@ def render_summary(report: RunReport) -> str | None:
 def _few(names: list[str], noun: str, shown: int = 3) -> str:
     """``a, b, c`` for a few names, ``12 folders`` for many: a summary line stays one line."""
     return ", ".join(names) if len(names) <= shown else f"{len(names)} {noun}"
+
+
+# What a server without UIDPLUS leaves behind is not a move or a deletion: say what it is.
+_COUNT_LABELS = {"copied_left_flagged": "copied and left flagged", "left_flagged": "left flagged \\Deleted"}
+
+
+def _count_label(key: str) -> str:
+    return _COUNT_LABELS.get(key, key)
 
 
 def report_to_json(report: RunReport) -> dict[str, Any]:

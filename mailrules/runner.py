@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from mailrules.plan import Plan
     from mailrules.state import State
 
+# The journal's mark for a message this account flagged \Deleted but could not expunge.
+LEFT_FLAGGED = "left-flagged"
+
 
 @dataclass(frozen=True, slots=True)
 class RunRequest:
@@ -64,6 +67,9 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
                         state: State, out: TextIO) -> int:
     from mailrules.render import plan_to_json, render_plan
 
+    from mailrules.planner import check_folder_names
+
+    check_folder_names(ruleset.enabled_rules, mailbox, fallbacks=False)  # before recovery changes anything
     journal = StateJournal(state, account.name, request.now)
     pending = journal.pending()
     if pending and not request.dry_run:
@@ -324,7 +330,8 @@ class StateReader:
         rows = self.state.already_applied(self.account, folder, uidvalidity)
         copies = frozenset((row.uid, row.target) for row in rows if row.kind == "copy")
         sends = frozenset((row.uid, row.kind, row.rule or "") for row in rows if row.kind in ("reply", "redirect"))
-        return Applied(copies=copies, sends=sends)
+        left = frozenset(row.uid for row in rows if row.kind == LEFT_FLAGGED)
+        return Applied(copies=copies, sends=sends, left_flagged=left)
 
 
 class StateJournal:
@@ -373,3 +380,6 @@ class StateJournal:
 
     def folder_seen(self, folder: str, uidvalidity: int, highest_uid: int) -> None:
         self.state.set_folder_state(self.account, folder, uidvalidity, highest_uid)
+
+    def record_left_flagged(self, folder: str, uidvalidity: int, uids) -> None:  # type: ignore[no-untyped-def]
+        self.state.record_applied(self.account, folder, uidvalidity, [(uid, None, LEFT_FLAGGED, None) for uid in uids])

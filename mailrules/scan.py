@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from mailrules.backends.base import FetchNeeds
 from mailrules.engine import EvalContext, MessageOutcome, evaluate_message
 from mailrules.errors import CapabilityError
-from mailrules.model import Redirect, Reply, Rule
+from mailrules.model import All, Condition, FlagTest, Not, Redirect, Reply, Rule
+from mailrules.model import Any as AnyOf
 from mailrules.plan import FolderPlanBuilder, Send
 from mailrules.search import SearchQuery, ascii_fallback, fetch_needs, reply_fetch_needs, to_search, volatile_flags_before
 
@@ -49,9 +50,13 @@ def scan_folder(ctx: _Context, builder: FolderPlanBuilder, rules: list[Rule], mi
     eval_ctx = EvalContext(now=ctx.options.now)
     sends: list[Send] = []
     examined = 0
+    deleted_rules = [rule for rule in rules if asks_about_deleted(rule.when)]
     for uid, message, verdicts in candidates(ctx, folder, rules, queries, min_uid):
+        deciding = _deciding_rules(builder, uid, message, rules, deleted_rules)
+        if not deciding:
+            continue
         examined += 1
-        outcome = evaluate_message(rules, message, folder=folder, ctx=eval_ctx, verdicts=verdicts,
+        outcome = evaluate_message(deciding, message, folder=folder, ctx=eval_ctx, verdicts=verdicts,
                                    delimiter=ctx.mailbox.delimiter)
         ctx.warnings.extend(f"{folder} UID {uid}: {warning}" for warning in message.warnings)
         ctx.tally.add(uid, message, outcome)
@@ -68,6 +73,33 @@ def _note_carried_keywords(carried: dict[str, set[str]], folder: str, outcome: M
     for destination in outcome.final_folders:
         if keywords and destination != folder:
             carried.setdefault(destination, set()).update(keywords)
+
+
+def _deciding_rules(builder: FolderPlanBuilder, uid: int, message: MessageView, rules: list[Rule],
+                    deleted_rules: list[Rule]) -> list[Rule]:
+    """The rules that may act on this message.
+
+    A message this account already moved or deleted on a server that could not expunge it
+    is done with: acting on it again would copy it a second time.  Any other message
+    flagged ``\\Deleted`` is on its way out, and mail clients hide it: only rules that ask
+    about the ``deleted`` flag see it.
+    """
+    if uid in builder.applied.left_flagged:
+        return []
+    if any(flag.lower() == "\\deleted" for flag in message.flags):
+        return deleted_rules
+    return rules
+
+
+def asks_about_deleted(condition: Condition) -> bool:
+    """Whether a condition tests the ``\\Deleted`` flag anywhere inside it."""
+    if isinstance(condition, FlagTest):
+        return condition.flag.lower() == "\\deleted"
+    if isinstance(condition, (All, AnyOf)):
+        return any(asks_about_deleted(child) for child in condition.children)
+    if isinstance(condition, Not):
+        return asks_about_deleted(condition.child)
+    return False
 
 
 def evaluate_locally(queries: Sequence[SearchQuery], scan_size: int) -> bool:

@@ -7,6 +7,7 @@ Without Dovecot installed the server tests are skipped locally, but fail when th
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -54,15 +55,17 @@ def dovecot_factory(dovecot: Dovecot, _default_capabilities: list[str]) -> Itera
     """Start extra Dovecots, stopped after the test.
 
     ``make(without=("MOVE",))`` advertises the default capabilities minus some;
+    ``make(separator=".", prefix="INBOX.", special_use={...})`` shapes the namespace;
     ``make(capability="IMAP4rev1 ...")`` replaces the list; ``make(tls=True)`` adds TLS.
     """
     started: list[Dovecot] = []
 
-    def make(*, capability: str | None = None, without: tuple[str, ...] = (), tls: bool = False) -> Dovecot:
+    def make(*, capability: str | None = None, without: tuple[str, ...] = (), tls: bool = False,
+             **layout: Any) -> Dovecot:
         if without:
             dropped = {name.upper() for name in without}
             capability = " ".join(cap for cap in _default_capabilities if cap.upper() not in dropped)
-        server = Dovecot(capability=capability, tls=tls)
+        server = Dovecot(capability=capability, tls=tls, **layout)
         started.append(server)
         return server.start()
 

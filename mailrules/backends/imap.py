@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from mailrules.backends.base import CopyResult, FetchNeeds, FolderStatus
 from mailrules.errors import (AuthenticationFailed, BackendError, CapabilityError, ConfigurationError, ConnectionLost,
                               FolderRefused, MissingFolder)
+from mailrules.folders import RULE_DELIMITER, SPECIAL_USES, FolderNames
 from mailrules.uidset import batched, parse_uid_set, uid_ranges
 
 if TYPE_CHECKING:
@@ -85,7 +86,9 @@ class ImapMailbox:
         self.notices: list[str] = []
         self._client: IMAPClient | None = None
         self._capabilities: frozenset[str] = frozenset()
-        self._delimiter: str | None = None
+        self._names: FolderNames | None = None
+        self.unnamed_folders: list[str] = []  # listed by the server, but without a rule name
+        self._special_use: dict[str, str] | None = None
         self._selected: tuple[str, bool] | None = None  # (folder, readonly)
         self._selected_before_drop: tuple[str, bool] | None = None
         self._uidvalidity: int | None = None
@@ -128,11 +131,46 @@ class ImapMailbox:
         return self._capabilities
 
     @property
+    def expunges_by_uid(self) -> bool:
+        """Whether ``delete`` removes messages (UID EXPUNGE, RFC 4315) or can only flag them."""
+        return "UIDPLUS" in self.capabilities
+
+    @property
     def delimiter(self) -> str:
-        if self._delimiter is None:
-            listing = self._read("LIST \"\" \"\"", lambda client: client.list_folders("", ""))
-            self._delimiter = _delimiter_of(listing)
-        return self._delimiter
+        """The delimiter of the folder names this class speaks: rule names, ``/`` between
+        levels (``""`` on a server without hierarchy); ``names`` maps them to the server's."""
+        return RULE_DELIMITER if self.names.delimiter else ""
+
+    @property
+    def names(self) -> FolderNames:
+        if self._names is None:
+            self._names = self._learn_names()
+        return self._names
+
+    def _learn_names(self) -> FolderNames:
+        """The personal namespace's delimiter and prefix: NAMESPACE (RFC 2342), else LIST "" ""."""
+        if "NAMESPACE" in self.capabilities:
+            learned = names_from_namespace(self._read("NAMESPACE", lambda client: client.namespace()))
+            if learned is not None:
+                return learned
+        listing = self._read('LIST "" ""', lambda client: client.list_folders("", ""))
+        return FolderNames(delimiter=_delimiter_of(listing))
+
+    def special_use_folders(self) -> dict[str, str]:
+        """Special-use attribute (``\\Trash``, ``\\Sent`` ...) -> the folder the server gives it."""
+        if self._special_use is None:
+            self.list_folders()
+        return dict(self._special_use or {})
+
+    def folder_problem(self, name: str) -> str | None:
+        """Why a rule's folder name can't name a folder on this server, or None."""
+        return self.names.problem(name)
+
+    def canonical_folder(self, name: str) -> str:
+        return self.names.canonical(name)
+
+    def _server_name(self, folder: str) -> str:
+        return self.names.to_server(folder)
 
     def _login(self) -> IMAPClient:
         from imapclient import IMAPClient
@@ -239,26 +277,43 @@ class ImapMailbox:
 
     def list_folders(self) -> list[str]:
         """Selectable folders (``\\Noselect`` parents left out), INBOX first, then by name."""
-        listing = self._read('LIST "" "*"', lambda client: client.list_folders())
-        self._delimiter = _delimiter_of(listing) if listing else self._delimiter
-        names = {name for flags, _, name in listing if not _unselectable(flags)}
-        return sorted(names, key=lambda name: (name.upper() != "INBOX", name))
+        names = self.names
+        ask = "SPECIAL-USE" in self.capabilities  # RFC 6154: some servers name the uses only when asked
+        command = 'LIST "" "*"' + (" RETURN (SPECIAL-USE)" if ask else "")
+        listing = self._read(command, lambda client: _list_all(client, special_use=ask))
+        found: set[str] = set()
+        self.unnamed_folders = []
+        self._special_use = {}
+        for flags, _, server_name in listing:
+            if _unselectable(flags):
+                continue
+            name = names.from_server(server_name)
+            if name is not None:
+                found.add(name)
+                for use in _special_uses(flags):
+                    self._special_use.setdefault(use, name)
+            elif _personal(names, server_name):
+                self.unnamed_folders.append(server_name)
+        return sorted(found, key=lambda name: (name.upper() != "INBOX", name))
 
     def create_folder(self, folder: str) -> None:
         """Create ``folder`` and any missing parents, and subscribe to what was created."""
         existing = set(self.list_folders())
         for name in _with_parents(folder, self.delimiter):
-            if name in existing or name.upper() == "INBOX":
+            if self.names.canonical(name) in existing or name.upper() == "INBOX":
                 continue
-            self._change(f"CREATE {_quoted(name)}", lambda client, name=name: _create(client, name), name)
-            self._change(f"SUBSCRIBE {_quoted(name)}", lambda client, name=name: client.subscribe_folder(name), name)
+            server = self._server_name(name)
+            self._change(f"CREATE {_quoted(server)}", lambda client, server=server: _create(client, server), name)
+            self._change(f"SUBSCRIBE {_quoted(server)}",
+                         lambda client, server=server: client.subscribe_folder(server), name)
 
     def open_folder(self, folder: str, *, readonly: bool) -> FolderStatus:
         """EXAMINE (``readonly``: nothing can change, not even ``\\Seen``) or SELECT ``folder``."""
         verb = "EXAMINE" if readonly else "SELECT"
         self._selected = None
-        response = self._read(f"{verb} {_quoted(folder)}",
-                              lambda client: client.select_folder(folder, readonly=readonly), folder)
+        server = self._server_name(folder)
+        response = self._read(f"{verb} {_quoted(server)}",
+                              lambda client: client.select_folder(server, readonly=readonly), folder)
         self._selected = (folder, readonly)
         uidnext = response.get(b"UIDNEXT")
         if uidnext is None:  # optional in RFC 3501; STATUS always has it
@@ -268,8 +323,9 @@ class ImapMailbox:
 
     def status(self, folder: str) -> FolderStatus:
         items = (b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES")
-        response = self._read(f"STATUS {_quoted(folder)} (UIDVALIDITY UIDNEXT MESSAGES)",
-                              lambda client: client.folder_status(folder, items), folder)
+        server = self._server_name(folder)
+        response = self._read(f"STATUS {_quoted(server)} (UIDVALIDITY UIDNEXT MESSAGES)",
+                              lambda client: client.folder_status(server, items), folder)
         return FolderStatus(folder, int(response[b"UIDVALIDITY"]), int(response[b"UIDNEXT"]),
                             int(response[b"MESSAGES"]))
 
@@ -368,12 +424,13 @@ class ImapMailbox:
 
     def _transfer(self, verb: Literal["COPY", "MOVE"], uids: Sequence[int], folder: str) -> CopyResult:
         results = []
+        server = self._server_name(folder)
         for uid_text in self._uid_sets(uids):
             def transfer(client: IMAPClient, uid_text: str = uid_text) -> CopyResult:
                 send = client.move if verb == "MOVE" else client.copy
-                return _with_copyuid(client, lambda: send(uid_text, folder))
+                return _with_copyuid(client, lambda: send(uid_text, server))
 
-            results.append(self._change(f"UID {verb} {uid_text} {_quoted(folder)}", transfer, folder))
+            results.append(self._change(f"UID {verb} {uid_text} {_quoted(server)}", transfer, folder))
         return merge_copy_results(results)
 
     def delete(self, uids: Sequence[int]) -> None:
@@ -391,8 +448,9 @@ class ImapMailbox:
             self._change(f"UID EXPUNGE {uid_text}", lambda client, uid_text=uid_text: client.uid_expunge(uid_text))
 
     def append(self, folder: str, message: bytes, flags: Sequence[str]) -> None:
-        self._change(f"APPEND {_quoted(folder)} ({' '.join(flags)}) {{{len(message)}}}",
-                     lambda client: client.append(folder, message, flags=tuple(flags)), folder)
+        server = self._server_name(folder)
+        self._change(f"APPEND {_quoted(server)} ({' '.join(flags)}) {{{len(message)}}}",
+                     lambda client: client.append(server, message, flags=tuple(flags)), folder)
 
 
 # ---------------------------------------------------------------- errors
@@ -432,7 +490,7 @@ class _ErrorMap:
         text = server_text(exc)
         if "[TRYCREATE]" in text.upper():  # RFC 3501 §6.4.7: the destination doesn't exist
             return MissingFolder(f"{where} refused: {text}", folder=self.folder, command=self.command)
-        if self.command == "CREATE" and response_code(text) not in TRANSIENT_CODES:
+        if self.command == "CREATE" and (_refuses_name(text) or response_code(text) not in TRANSIENT_CODES):
             return FolderRefused(f"{where} can't create this folder: {text}; choose another name in the rules",
                                  folder=self.folder, command=self.command)
         return BackendError(f"{where} refused: {text}", folder=self.folder, command=self.command)
@@ -507,6 +565,17 @@ def server_text(exc: BaseException) -> str:
 # ---------------------------------------------------------------- pure helpers
 
 
+def _refuses_name(text: str) -> bool:
+    """A CREATE refused for the name itself, which no retry changes: RFC 5530's [CANNOT],
+    or the wording of servers that don't send response codes (Cyrus: "Invalid mailbox name").
+
+    >>> _refuses_name("[CANNOT] Character not allowed in mailbox name: '.'"), _refuses_name("[SERVERBUG] oops")
+    (True, False)
+    """
+    upper = text.upper()
+    return "[CANNOT]" in upper or "INVALID MAILBOX NAME" in upper
+
+
 def refuses_charset(exc: BackendError) -> bool:
     """A SEARCH with CHARSET UTF-8 refused with [BADCHARSET] (RFC 3501 §6.4.4), or as BAD syntax."""
     if isinstance(exc, ConnectionLost) or exc.__cause__ is None:
@@ -521,6 +590,41 @@ def _delimiter_of(listing: Sequence[tuple[Any, Any, str]]) -> str:
         if delimiter:
             return delimiter.decode() if isinstance(delimiter, bytes) else str(delimiter)
     return ""
+
+
+def names_from_namespace(spaces: Any) -> FolderNames | None:
+    """Folder naming from a NAMESPACE answer: the first personal namespace, and the
+    prefixes of the others (whose folders rule files don't name).
+
+    >>> from collections import namedtuple
+    >>> Namespace = namedtuple("Namespace", "personal other shared")
+    >>> names_from_namespace(Namespace((("INBOX.", "."),), (("user.", "."),), (("", "."),)))
+    FolderNames(delimiter='.', prefix='INBOX.', elsewhere=('user.', ''))
+    >>> names_from_namespace(Namespace(None, None, None)) is None
+    True
+    """
+    if not spaces.personal:
+        return None
+    prefix, delimiter = spaces.personal[0]
+    others = [other for group in (spaces.other, spaces.shared) if group for other, _ in group]
+    return FolderNames(delimiter=_text(delimiter), prefix=_text(prefix), elsewhere=tuple(others))
+
+
+def _personal(names: FolderNames, server_name: str) -> bool:
+    """Whether a listed folder lies in the personal namespace (else it belongs to another)."""
+    if names.prefix:
+        return server_name.upper().startswith(names.prefix.upper())
+    return not any(server_name.startswith(other) for other in names.elsewhere if other)
+
+
+def _special_uses(flags: Sequence[bytes]) -> list[str]:
+    r"""The RFC 6154 attributes among a LIST line's flags, spelled as rule files do.
+
+    >>> _special_uses([b"\\HasNoChildren", b"\\trash"])
+    ['\\Trash']
+    """
+    spelled = {use.lower(): use for use in SPECIAL_USES}
+    return [spelled[text] for flag in flags if (text := _text(flag).lower()) in spelled]
 
 
 def _unselectable(flags: Sequence[bytes]) -> bool:
@@ -747,6 +851,22 @@ def parse_copyuid(codes: Sequence[bytes]) -> CopyResult:
 
 
 # ---------------------------------------------------------------- below imapclient's public API
+
+
+def _list_all(client: IMAPClient, *, special_use: bool) -> list[tuple[Any, Any, str]]:
+    """``LIST "" "*"``, with ``RETURN (SPECIAL-USE)`` when asked (imapclient has no RETURN)."""
+    if special_use:
+        try:
+            typ, data = client._imap._simple_command("LIST", '""', '"*"', "RETURN", "(SPECIAL-USE)")
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error:  # BAD: the server can't parse RETURN after all
+            typ = "BAD"
+        if typ == "OK":
+            typ, data = client._imap._untagged_response(typ, data, "LIST")
+            return list(client._proc_folder_list(data))
+        client._imap.untagged_responses.pop("LIST", None)  # refused: many servers show the uses anyway
+    return list(client.list_folders())
 
 
 def _create(client: IMAPClient, folder: str) -> None:

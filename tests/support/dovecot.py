@@ -35,6 +35,7 @@ SIEVE_TEST = "sieve-test"
 MAIL_UID = MAIL_GID = 65534  # nobody/nogroup: Dovecot refuses to access mail as root
 MAILDIR_FLAGS = "DFRST"  # Maildir letters: Draft Flagged Replied(\Answered) Seen Trashed(\Deleted)
 START_TIMEOUT = 10.0
+DEFAULT_SPECIAL_USE = {"Trash": "\\Trash", "Sent": "\\Sent"}
 
 
 def missing_reason() -> str | None:
@@ -106,6 +107,9 @@ def _make_maildir(path: Path, stop: Path) -> None:
 class Dovecot:
     """One private Dovecot instance rooted in a fresh temp dir.
 
+    ``separator`` and ``prefix`` shape the personal namespace (``"."`` and ``"INBOX."``
+    give Cyrus's default layout); ``special_use`` maps folder names (relative to the
+    prefix) to their RFC 6154 attribute, ``{"Deleted Items": "\\Trash"}``.
     ``capability`` replaces the post-login CAPABILITY list (``imap_capability``), e.g. to
     test a server without MOVE.  ``tls`` adds an imaps listener and STARTTLS with a
     self-signed certificate for 127.0.0.1 (``cert_path`` is its CA file).
@@ -114,9 +118,13 @@ class Dovecot:
     _serial = itertools.count(1)
     _mail_serial = itertools.count(1)
 
-    def __init__(self, *, capability: str | None = None, tls: bool = False):
+    def __init__(self, *, capability: str | None = None, tls: bool = False, separator: str = "/",
+                 prefix: str = "", special_use: dict[str, str] | None = None):
         self.capability = capability
         self.tls = tls
+        self.separator = separator
+        self.prefix = prefix
+        self.special_use = dict(DEFAULT_SPECIAL_USE if special_use is None else special_use)
         # Not under pytest's tmp dir: that is 0700 root and the mail user must traverse it.
         self.root = Path(tempfile.mkdtemp(prefix="mailrules-dovecot-"))
         self.root.chmod(0o755)
@@ -261,16 +269,9 @@ userdb {{
 }}
 namespace inbox {{
   inbox = yes
-  separator = /
-  mailbox Trash {{
-    auto = no
-    special_use = \\Trash
-  }}
-  mailbox Sent {{
-    auto = no
-    special_use = \\Sent
-  }}
-}}
+  separator = {self.separator}
+  prefix = {self.prefix}
+{self._special_use_config()}}}
 protocol imap {{
   rawlog_dir = {root / 'rawlog'}/%u
 {capability}}}
@@ -284,6 +285,10 @@ service imap-login {{
   }}
 }}
 """
+
+    def _special_use_config(self) -> str:
+        return "".join(f'  mailbox "{name}" {{\n    auto = no\n    special_use = {use}\n  }}\n'
+                       for name, use in self.special_use.items())
 
     def _make_certificate(self) -> None:
         self.cert_path.parent.mkdir(exist_ok=True)

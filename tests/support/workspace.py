@@ -94,7 +94,9 @@ def snapshot(server: Dovecot, user: User) -> Snapshot:
     """Every folder's messages as a multiset of (Message-ID, flags); read with PEEK, changing nothing."""
     folders: Snapshot = {}
     with server.client(user) as imap:
-        for _flags, _delimiter, name in imap.list_folders():
+        for flags, _delimiter, name in imap.list_folders():
+            if {flag.lower() for flag in flags} & {b"\\noselect", b"\\nonexistent"}:
+                continue  # a parent that holds no messages
             imap.select_folder(name, readonly=True)
             uids = imap.search()
             data = imap.fetch(uids, ["FLAGS", "BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)]"]) if uids else {}

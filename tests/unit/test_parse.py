@@ -194,11 +194,11 @@ def actions_of(then: str, defaults: str = "") -> tuple:
 
 def test_bare_word_actions() -> None:
     assert actions_of("[delete, stop]") == (Delete(), Stop())
-    assert actions_of("[trash]") == (Trash("Trash"),)
+    assert actions_of("[trash]") == (Trash("Trash", use="\\Trash"),)  # the server's trash, else Trash
 
 
 def test_a_bare_trash_uses_the_files_trash_folder() -> None:
-    assert actions_of("[trash]", "defaults: {trash_folder: Deleted Items}\n") == (Trash("Deleted Items"),)
+    assert actions_of("[trash]", "defaults: {trash_folder: Deleted Items}\n") == (Trash("Deleted Items", use="\\Trash"),)
     assert actions_of("[{trash: Bin}]", "defaults: {trash_folder: Deleted Items}\n") == (Trash("Bin"),)
 
 
