@@ -41,7 +41,13 @@ def printable(text: str) -> str:
     >>> printable("Re: \x1b]0;owned\x07 hi\n")
     'Re: \\x1b]0;owned\\x07 hi\n'
     """
-    return _UNPRINTABLE.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"), text)
+    return _UNPRINTABLE.sub(_escape, text)
+
+
+def _escape(found: re.Match[str]) -> str:
+    # DEL and C1 as \u00XX, which JSON also reads (json.dumps never leaves C0 raw, so \xXX is safe there).
+    char = found.group()
+    return f"\\u{ord(char):04x}" if 0x7f <= ord(char) <= 0x9f else char.encode("unicode_escape").decode("ascii")
 
 
 class _Printable(io.TextIOBase):

@@ -416,7 +416,10 @@ def _short(text: str, limit: int = 80) -> str:
 
 
 def _quoted(text: str) -> str:
-    return f'"{text}"'
+    # Escaped as a repr would, but only what can't be shown: a value comes from the sender.
+    shown = "".join(char if char.isprintable() else char.encode("unicode_escape", "backslashreplace").decode("ascii")
+                    for char in text)
+    return f'"{shown}"'
 
 
 def _listing(texts: Sequence[str], limit: int) -> str:

@@ -210,3 +210,21 @@ def test_test_json_lists_every_case(tmp_path: Path) -> None:
     invalid = run_cli(["test", str(broken), "--json"])
     assert invalid.code == 2
     assert json.loads(invalid.stdout)["problems"][0]["file"] == str(broken)
+
+
+def test_json_output_stays_json_when_a_subject_carries_c1_controls(tmp_path: Path) -> None:
+    maildir = tmp_path / "Maildir"
+    for sub in ("cur", "new", "tmp"):
+        (maildir / sub).mkdir(parents=True)
+    (maildir / "new" / "1.eml").write_bytes(
+        b"From: a@example.org\r\nTo: b@example.org\r\nSubject: csi \xc2\x9b2J here\r\n"
+        b"Message-ID: <c1@example.org>\r\n\r\nbody\r\n")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("version: 1\nrules:\n  - name: csi\n    when: {subject: csi}\n    then: [{flag: seen}]\n")
+    args = ["plan", str(rules), "--maildir", str(maildir), "--state", str(tmp_path / "s.db")]
+    as_json = run_cli([*args, "--json"])
+    assert as_json.code == 0, as_json.output
+    assert "\x9b" not in as_json.stdout  # escaped for the terminal ...
+    assert json.loads(as_json.stdout)["rules"][0]["examples"][0]["subject"] == "csi \x9b2J here"  # ... and still JSON
+    text = run_cli(args)
+    assert "\x9b" not in text.stdout and "csi \\u009b2J here" in text.stdout
