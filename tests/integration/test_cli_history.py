@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.support.dovecot import Dovecot, User
+from tests.support.dovecot import Dovecot, User, free_port
 from tests.support.workspace import Workspace, make_message, run_cli, workspace
 
 NOW = "2026-11-20T10:00:00Z"
@@ -74,15 +74,20 @@ def test_history_says_why_a_failed_run_failed(tmp_path: Path, dovecot: Dovecot, 
 
 def test_history_names_the_sends_that_failed(tmp_path: Path, dovecot: Dovecot, imap_user: User) -> None:
     dovecot.deliver(imap_user, make_message("Question", "Bob <bob@example.net>", to=f"{imap_user.username}@example.com"))
+    smtp_down = f"    smtp: {{host: 127.0.0.1, port: {free_port()}, tls: none}}\n"  # nothing listens there
     space = workspace(tmp_path, imap_user, "version: 1\nrules:\n  - name: away\n    when: all\n"
-                                           "    then: [{reply: {body: 'Away until Monday.'}}]\n")
+                                           "    then: [{reply: {body: 'Away until Monday.'}}]\n", extra=smtp_down)
     result = space.run("--now", NOW)
-    assert result.code == 1, result.output  # the account has no SMTP: the reply fails
+    assert result.code == 1, result.output  # the SMTP server is down: the reply fails
     listing = history(space)
     assert " partial " in listing[0]
-    assert any("failed: reply for UID 1 (rule away): no SMTP configured" in line for line in listing)
+    assert any(line.startswith("failed: reply for UID 1 (rule away): can't connect to SMTP server")
+               for line in listing)
     data = history(space, "--json")["runs"][0]  # type: ignore[call-overload]
-    assert data["failures"] == ["reply for UID 1 (rule away): no SMTP configured"]
+    assert len(data["failures"]) == 1 and data["failures"][0].startswith("reply for UID 1 (rule away): ")
+    one = history(space, str(data["id"]), "--json")
+    assert [(op["kind"], op["status"]) for op in one["operations"]] == [("reply", "failed")]  # type: ignore[index]
+    assert "can't connect to SMTP server" in one["operations"][0]["error"]  # type: ignore[index]
 
 
 def test_history_json_keys_are_stable(tmp_path: Path, dovecot: Dovecot, imap_user: User) -> None:
