@@ -120,7 +120,7 @@ def test_a_name_the_server_refuses_to_create_is_a_permanent_error(tmp_path: Path
     rules = "version: 1\nrules:\n  - name: releases\n    when: {subject: release}\n    then: [{move: Ops/v1.2}]\n"
     result = workspace(tmp_path, imap_user, rules).run("--now", NOW)
     assert result.code == 6, result.output
-    assert "can't hold" in result.stderr and "'Ops/v1.2'" in result.stderr, result.stderr
+    assert "[CANNOT]" in result.stderr and "'Ops/v1.2'" in result.stderr, result.stderr  # the server's reason
     assert message_ids(snapshot(dovecot, imap_user)) == {"INBOX": {"<rel@t>"}}
 
 
