@@ -72,9 +72,9 @@ REQUIREMENTS = (
 )
 
 
-def missing(groups: tuple[str, ...] = GROUPS,
-            requirements: tuple[Requirement, ...] = REQUIREMENTS) -> list[Requirement]:
-    return [req for req in requirements if req.group in groups and not req.present()]
+def missing(groups: tuple[str, ...] = GROUPS, requirements: tuple[Requirement, ...] | None = None) -> list[Requirement]:
+    table = REQUIREMENTS if requirements is None else requirements
+    return [req for req in table if req.group in groups and not req.present()]
 
 
 def packages(reqs: list[Requirement], *, unpacked: bool) -> list[str]:
