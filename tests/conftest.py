@@ -11,6 +11,7 @@ starts one without such a fixture fails, so nothing escapes the markers.
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -23,8 +24,11 @@ from tests.support.smtp import RecordingSMTP
 
 SERVER_FIXTURES = {
     "dovecot": {"dovecot", "imap_user", "dovecot_factory"},
-    "cyrus": {"cyrus_default", "cyrus_alt"},
+    "cyrus": {"cyrus_default", "cyrus_alt", "cyrus_factory"},
 }
+# Where every server start is recorded (test id, class), when set: lets a test check
+# which tests of a selection start servers.
+START_LOG_ENV = "MAILRULES_TEST_SERVER_LOG"
 SERVER_CLASSES: dict[str, type] = {"dovecot": Dovecot, "cyrus": Cyrus}
 
 
@@ -64,6 +68,10 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
 def _guarded_start(marker: str, start: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(start)
     def guarded(self: Any) -> Any:
+        log = os.environ.get(START_LOG_ENV)
+        if log:
+            with open(log, "a", encoding="utf-8") as out:
+                out.write(f"{_Running.nodeid} {type(self).__name__}\n")
         if _Running.markers is not None and marker not in _Running.markers:
             raise RuntimeError(f"{_Running.nodeid} starts a {type(self).__name__} without being marked "
                                f"{marker!r}: ask for one of the fixtures {sorted(SERVER_FIXTURES[marker])}")
@@ -165,6 +173,24 @@ def cyrus_default() -> Iterator[Cyrus]:
 def cyrus_alt() -> Iterator[Cyrus]:
     """One private Cyrus in the upstream layout (altnamespace, ``/`` separator) for the session."""
     yield from _cyrus(UPSTREAM_DEFAULT)
+
+
+@pytest.fixture
+def cyrus_factory() -> Iterator[Callable[..., Cyrus]]:
+    """Start extra Cyrus instances (``make(layout, suppress_capabilities=...)``), stopped after the test."""
+    require_cyrus()
+    started: list[Cyrus] = []
+
+    def make(layout=DEBIAN_DEFAULT, *, suppress_capabilities: tuple[str, ...] = ()) -> Cyrus:  # type: ignore[no-untyped-def]
+        server = Cyrus(layout, suppress_capabilities=suppress_capabilities)
+        started.append(server)
+        return server.start()
+
+    try:
+        yield make
+    finally:
+        for server in started:
+            server.stop()
 
 
 @pytest.fixture(params=[
