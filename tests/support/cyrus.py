@@ -59,6 +59,7 @@ autocreate_users: none
 expunge_mode: immediate
 delete_mode: immediate
 syslog_prefix: mailrules-test-cyrus
+skiplist_unsafe: yes
 """
 
 
