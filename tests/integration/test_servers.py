@@ -9,6 +9,7 @@ one assertion covers all three.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,8 +24,10 @@ from mailrules.model import Condition
 from mailrules.search import to_search
 from tests.integration.test_pushdown import conditions, undecodable
 from tests.support.cyrus import Cyrus
-from tests.support.servers import Account, ServerUnderTest, cyrus_accounts, dovecot_accounts
-from tests.support.workspace import Workspace, make_message, workspace
+from tests.support.dovecot import Dovecot
+from tests.support.servers import DOVECOT_NAMING, Account, ServerUnderTest, cyrus_accounts, dovecot_accounts
+from tests.support.smtp import RecordingSMTP
+from tests.support.workspace import Snapshot, Workspace, make_message, workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = "2026-11-20T10:00:00Z"
@@ -45,6 +48,8 @@ def on_every_server(*, mapping_pending: bool = False) -> pytest.MarkDecorator:
         pytest.param("cyrus-alt", marks=pytest.mark.cyrus),
     ], indirect=True)
 
+
+Delivery = tuple[bytes, tuple[str, ...], datetime]  # raw message, flags, arrival
 
 RULES = """\
 version: 1
@@ -72,7 +77,7 @@ def seed(account: Account) -> None:
     old = datetime(2026, 9, 1, tzinfo=timezone.utc)
     recent = datetime(2026, 11, 19, tzinfo=timezone.utc)
     bulk = {"Precedence": "bulk"}
-    deliveries = [
+    deliveries: list[Delivery] = [
         (make_message("[acme/app] PR #1", "GitHub <notifications@github.com>"), (), recent),
         (make_message("[acme/app] PR #2", "GitHub <noreply@security.github.com>"), ("\\Seen",), recent),
         (make_message("Your account", "Fake <support@evilgithub.com>"), (), recent),
@@ -83,9 +88,7 @@ def seed(account: Account) -> None:
         (make_message("Viele Grüße aus Köln", "Oma <oma@familie.example>"), (), recent),
         (make_message("Lunch?", "Bob <bob@example.net>"), (), recent),
     ]
-    with account.client() as imap:  # one session: a login per message would be most of the test's time
-        for raw, flags, when in deliveries:
-            imap.append("INBOX", raw, flags=flags, msg_time=when)
+    account.append_all(deliveries)
 
 
 @pytest.fixture
@@ -202,6 +205,70 @@ def test_non_ascii_folders_are_modified_utf7_on_the_wire(space: Workspace, accou
         imap.folder_encode = False
         names = {name for _, _, name in imap.list_folders()}
     assert account.native("Privat/Gr&APwA3w-e").encode() in names
+
+
+# ---------------------------------------------------------------- the bundled rule files
+
+
+MAILDIR_FLAGS = {"S": "\\Seen", "R": "\\Answered", "F": "\\Flagged", "T": "\\Deleted", "D": "\\Draft"}
+
+
+def benchmark_mailbox() -> tuple[list[Delivery], tuple[str, ...]]:
+    """The benchmark's generated mailbox (100 messages) and the folders it starts with."""
+    from benchmarks.mailgen import EXTRA_FOLDERS, generate
+    from benchmarks.reference import destinations
+
+    messages = generate(100, seed=1, now=PUSHDOWN_NOW)
+    return ([(m.raw, tuple(MAILDIR_FLAGS[c] for c in m.flags), m.arrived) for m in messages],
+            (*EXTRA_FOLDERS, *destinations()))
+
+
+def sample_mailbox() -> tuple[list[Delivery], tuple[str, ...]]:
+    """The bundled sample Maildir: its file names carry the arrival time and the flags."""
+    deliveries = []
+    for path in sorted((ROOT / "examples" / "Maildir" / "cur").iterdir()):
+        stamp, _, flags = path.name.partition(":2,")
+        when = datetime.fromtimestamp(int(stamp.split(".")[0]), tz=timezone.utc)
+        deliveries.append((path.read_bytes(), tuple(MAILDIR_FLAGS[c] for c in flags), when))
+    return deliveries, ()
+
+
+def bundled_rules(name: str) -> str:
+    if name == "benchmarks":
+        return (ROOT / "benchmarks" / "rules.yaml").read_text()
+    # The workspace's account is called "t"; the rules name their own.
+    return (ROOT / "rules.example.yaml").read_text().replace("\naccount: personal\n", "\naccount: t\n")
+
+
+def end_state(account: Account, rules: str, mailbox: tuple[list[Delivery], tuple[str, ...]], root: Path,
+              smtp: RecordingSMTP) -> Snapshot:
+    deliveries, folders = mailbox
+    for folder in folders:
+        account.create_folder(folder)
+    account.append_all(deliveries)
+    # What rules.example.yaml includes and renders, laid out beside the rule file as in the repository.
+    shutil.copytree(ROOT / "examples", root / "examples", ignore=shutil.ignore_patterns("Maildir"))
+    space = workspace(root, account, rules,  # type: ignore[arg-type]
+                      extra=f"    smtp: {{host: {smtp.host}, port: {smtp.port}, tls: none}}\n")
+    result = space.run("--now", NOW, "--yes")
+    assert result.code == 0, result.output
+    return account.snapshot()
+
+
+@pytest.mark.parametrize("rule_file", ["benchmarks", "example"])
+@pytest.mark.parametrize("imap_server", [
+    pytest.param("cyrus-default", marks=[pytest.mark.cyrus, pytest.mark.xfail(strict=True, reason=NAMESPACE_MAPPING)]),
+    pytest.param("cyrus-alt", marks=pytest.mark.cyrus),
+], indirect=True)
+def test_the_bundled_rule_files_end_as_on_dovecot(rule_file: str, imap_server: ServerUnderTest, dovecot: Dovecot,
+                                                  smtp_server: RecordingSMTP, tmp_path: Path) -> None:
+    mailbox = benchmark_mailbox() if rule_file == "benchmarks" else sample_mailbox()
+    rules = bundled_rules(rule_file)
+    reference = Account("dovecot", dovecot, dovecot.add_user(), DOVECOT_NAMING)
+    expected = end_state(reference, rules, mailbox, tmp_path / "dovecot", smtp_server)
+    assert len(expected) >= 5, expected  # the rules filed mail into several folders
+    assert end_state(imap_server.account(), rules, mailbox, tmp_path / imap_server.kind,
+                     smtp_server) == expected
 
 
 # ---------------------------------------------------------------- what Cyrus refuses or rewrites

@@ -7,6 +7,7 @@ so the same assertions hold on every server.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -15,6 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
 
 from tests.support.cyrus import VARIANTS, Cyrus, CyrusUser, Layout
 from tests.support.dovecot import Dovecot, User
@@ -82,6 +84,21 @@ class Account:
         """APPEND to ``folder`` (a rule-file name), creating it if needed."""
         return self.server.append(self.user, raw, folder, flags, internaldate)
 
+    def append_all(self, deliveries: list[tuple[bytes, tuple[str, ...], datetime]], folder: str = "INBOX") -> None:
+        """APPEND (raw, flags, arrival) messages in one MULTIAPPEND command: both servers offer it."""
+        with self.client() as imap:
+            # CRLF line ends as imaplib's APPEND writes them: Cyrus refuses bare newlines.
+            typ, data = imap.multiappend(self.native(folder), [{"msg": _crlf(raw), "flags": flags, "date": when}
+                                                               for raw, flags, when in deliveries])
+        if typ != "OK":  # imaplib returns a NO instead of raising it
+            raise IMAPClientError(f"MULTIAPPEND refused: {data!r}")
+
+    def create_folder(self, folder: str) -> None:
+        """CREATE ``folder`` (a rule-file name) unless it exists."""
+        with self.client() as imap:
+            if not imap.folder_exists(self.native(folder)):
+                imap.create_folder(self.native(folder))
+
     def commands(self) -> list[str]:
         """The commands this account's sessions sent so far (``UID MOVE`` …)."""
         return self.server.rawlog_commands(self.user)
@@ -137,3 +154,7 @@ def cyrus_accounts(server: Cyrus) -> Callable[[tuple[str, ...]], Account]:
             user = server.on_variant(user, variants[without])
         return Account(server.layout.name, server, user, server.layout)
     return new
+
+
+def _crlf(raw: bytes) -> bytes:
+    return re.sub(rb"\r?\n", b"\r\n", raw)
