@@ -68,6 +68,7 @@ REQUIREMENTS = (
     Requirement("/usr/lib/*/libical.so.3", "libical3", "cyrus"),
     Requirement("/usr/lib/*/libpcreposix.so.3", "libpcre3", "cyrus"),
     Requirement("/usr/lib/*/libxapian.so.30", "libxapian30", "cyrus"),
+    Requirement("/usr/lib/*/libwrap.so.0", "libwrap0", "cyrus"),
     Requirement("/usr/bin/imapfilter", "imapfilter", "benchmarks"),
 )
 
