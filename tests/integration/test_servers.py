@@ -33,23 +33,6 @@ ROOT = Path(__file__).resolve().parents[2]
 NOW = "2026-11-20T10:00:00Z"
 PUSHDOWN_NOW = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 
-# Rule folder names are "/"-separated and relative to the personal namespace; on Debian's
-# Cyrus layout they only exist once the backend maps them to "INBOX." and ".".
-NAMESPACE_MAPPING = ("rule folder names are sent as written: no NAMESPACE prefix (INBOX.) "
-                     "and no '/' to '.' translation yet, so CREATE is refused on Debian's Cyrus layout")
-NAMESPACE_MAPPING_PENDING = True  # False once the backend maps folder names: the strict xfails then pass
-MAPPING_XFAIL = [pytest.mark.xfail(strict=True, reason=NAMESPACE_MAPPING)] if NAMESPACE_MAPPING_PENDING else []
-
-
-def on_every_server(*, mapping_pending: bool = False) -> pytest.MarkDecorator:
-    """Run on each server; ``mapping_pending`` expects Debian's Cyrus layout to fail for NAMESPACE_MAPPING."""
-    pending = MAPPING_XFAIL if mapping_pending else []
-    return pytest.mark.parametrize("imap_server", [
-        pytest.param("dovecot", marks=pytest.mark.dovecot),
-        pytest.param("cyrus-default", marks=[pytest.mark.cyrus, *pending]),
-        pytest.param("cyrus-alt", marks=pytest.mark.cyrus),
-    ], indirect=True)
-
 
 Delivery = tuple[bytes, tuple[str, ...], datetime]  # raw message, flags, arrival
 
@@ -112,7 +95,6 @@ def ids(account: Account) -> dict[str, set[str]]:
 # ---------------------------------------------------------------- plan and run
 
 
-@on_every_server()
 def test_plan_changes_nothing_not_even_seen(space: Workspace, account: Account) -> None:
     before = account.snapshot()
     account.clear_commands()
@@ -125,7 +107,6 @@ def test_plan_changes_nothing_not_even_seen(space: Workspace, account: Account) 
     assert account.snapshot() == before
 
 
-@on_every_server(mapping_pending=True)
 def test_run_does_exactly_what_plan_showed(space: Workspace, account: Account) -> None:
     plan = json.loads(space.plan("--now", NOW, "--json").stdout)
     inbox = next(folder for folder in plan["folders"] if folder["folder"] == "INBOX")
@@ -143,7 +124,6 @@ def test_run_does_exactly_what_plan_showed(space: Workspace, account: Account) -
     assert {"\\Flagged", "$Invoice"} <= set(finance_flags)
 
 
-@on_every_server(mapping_pending=True)
 def test_a_second_run_plans_nothing_and_changes_nothing(space: Workspace, account: Account) -> None:
     first = space.run("--now", NOW)
     assert first.code == 0, first.output
@@ -155,7 +135,6 @@ def test_a_second_run_plans_nothing_and_changes_nothing(space: Workspace, accoun
     assert account.snapshot() == after_first
 
 
-@on_every_server(mapping_pending=True)
 def test_a_message_another_client_marked_deleted_survives(space: Workspace, account: Account) -> None:
     with account.client() as other:
         other.select_folder("INBOX")
@@ -166,7 +145,6 @@ def test_a_message_another_client_marked_deleted_survives(space: Workspace, acco
     assert sum("\\Deleted" in flags for _, flags in inbox) == 1  # still there, still flagged by the other client
 
 
-@on_every_server(mapping_pending=True)
 def test_a_server_without_move_gets_the_same_result(tmp_path: Path, imap_server: ServerUnderTest) -> None:
     results = []
     for name, without in (("with-move", ()), ("without-move", ("MOVE",))):
@@ -181,7 +159,6 @@ def test_a_server_without_move_gets_the_same_result(tmp_path: Path, imap_server:
     assert results[0] == results[1]
 
 
-@on_every_server(mapping_pending=True)
 def test_a_server_without_uidplus_copies_once_and_leaves_originals_flagged(tmp_path: Path,
                                                                           imap_server: ServerUnderTest) -> None:
     account = imap_server.account(without=("MOVE", "UIDPLUS"))
@@ -198,7 +175,6 @@ def test_a_server_without_uidplus_copies_once_and_leaves_originals_flagged(tmp_p
         assert sum(shot[folder].values()) == expected, folder  # each copied exactly once
 
 
-@on_every_server(mapping_pending=True)
 def test_non_ascii_folders_are_modified_utf7_on_the_wire(space: Workspace, account: Account) -> None:
     result = space.run("--now", NOW)
     assert result.code == 0, result.output
@@ -259,7 +235,7 @@ def end_state(account: Account, rules: str, mailbox: tuple[list[Delivery], tuple
 
 @pytest.mark.parametrize("rule_file", ["benchmarks", "example"])
 @pytest.mark.parametrize("imap_server", [
-    pytest.param("cyrus-default", marks=[pytest.mark.cyrus, *MAPPING_XFAIL]),
+    pytest.param("cyrus-default", marks=pytest.mark.cyrus),
     pytest.param("cyrus-alt", marks=pytest.mark.cyrus),
 ], indirect=True)
 def test_the_bundled_rule_files_end_as_on_dovecot(rule_file: str, imap_server: ServerUnderTest, dovecot: Dovecot,
