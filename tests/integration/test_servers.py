@@ -175,6 +175,22 @@ def test_a_server_without_uidplus_copies_once_and_leaves_originals_flagged(tmp_p
         assert sum(shot[folder].values()) == expected, folder  # each copied exactly once
 
 
+def test_a_server_without_uidplus_shows_no_duplicate_after_three_runs(tmp_path: Path,
+                                                                      imap_server: ServerUnderTest) -> None:
+    account = imap_server.account(without=("MOVE", "UIDPLUS"))
+    seed(account)
+    space = workspace(tmp_path, account, RULES)  # type: ignore[arg-type]
+    first = space.run("--now", NOW)
+    assert first.code == 0, first.output
+    assert "copied and left flagged" in first.stdout and "moved" not in first.stdout
+    after_first = account.snapshot()
+    for _ in range(2):
+        again = space.run("--now", NOW)
+        assert again.code == 0, again.output
+    assert account.snapshot() == after_first
+    assert all(count == 1 for content in after_first.values() for count in content.values())
+
+
 def test_non_ascii_folders_are_modified_utf7_on_the_wire(space: Workspace, account: Account) -> None:
     result = space.run("--now", NOW)
     assert result.code == 0, result.output
