@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import smtplib
 import socket
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from imapclient.exceptions import IMAPClientError
 
+import tests.support.cyrus as cyrus_support
 import tests.support.dovecot as dovecot_support
+import tests.support.requirements as requirements
+from tests.support.cyrus import DEBIAN_DEFAULT, UPSTREAM_DEFAULT, Cyrus, Layout, require_cyrus
 from tests.support.dovecot import Dovecot, User, maildir_folder, require_dovecot
 from tests.support.smtp import RecordingSMTP
 
@@ -58,15 +63,13 @@ def test_bad_maildir_flags_are_refused(dovecot: Dovecot, imap_user: User) -> Non
         dovecot.deliver(imap_user, TRICKY, flags="\\Seen")
 
 
-def test_capability_override_is_what_clients_see() -> None:
-    require_dovecot()
-    with Dovecot(capability="IMAP4rev1 LITERAL+ UIDPLUS") as server:
-        assert server.capabilities(server.add_user()) == ["IMAP4REV1", "LITERAL+", "UIDPLUS"]
+def test_capability_override_is_what_clients_see(dovecot_factory) -> None:  # type: ignore[no-untyped-def]
+    server = dovecot_factory(capability="IMAP4rev1 LITERAL+ UIDPLUS")
+    assert server.capabilities(server.add_user()) == ["IMAP4REV1", "LITERAL+", "UIDPLUS"]
 
 
-def test_stop_leaves_nothing_behind() -> None:
-    require_dovecot()
-    server = Dovecot().start()
+def test_stop_leaves_nothing_behind(dovecot_factory) -> None:  # type: ignore[no-untyped-def]
+    server = dovecot_factory()
     master = server._master_pid()
     assert master is not None and port_open(server.host, server.port)
     server.stop()
@@ -85,6 +88,17 @@ def test_missing_dovecot_skips_locally_but_fails_in_ci(monkeypatch: pytest.Monke
         require_dovecot()
 
 
+def test_dovecot_core_without_the_imap_binary_counts_as_missing(monkeypatch: pytest.MonkeyPatch,
+                                                                 tmp_path: Path) -> None:
+    # What `apt-get install cyrus-imapd` leaves: the master is there, the IMAP binary it starts is not.
+    table = tuple(replace(req, pattern=str(tmp_path / "gone" / "imap")) if req.pattern == "/usr/lib/dovecot/imap"
+                  else req for req in requirements.REQUIREMENTS)
+    monkeypatch.setattr(requirements, "REQUIREMENTS", table)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match=r"gone/imap not found: install Debian's dovecot-imapd"):
+        require_dovecot()
+
+
 def test_sieve_test_reports_what_a_script_would_do(dovecot: Dovecot) -> None:
     script = 'require "fileinto";\nif header :contains "subject" "commands" { fileinto "Finance"; }\n'
     assert "store message in folder: Finance" in dovecot.sieve_test(script, TRICKY)
@@ -93,6 +107,81 @@ def test_sieve_test_reports_what_a_script_would_do(dovecot: Dovecot) -> None:
 def test_sieve_test_errors_are_raised(dovecot: Dovecot) -> None:
     with pytest.raises(RuntimeError, match="sieve-test failed"):
         dovecot.sieve_test("this is not sieve", TRICKY)
+
+
+# ---------------------------------------------------------------- Cyrus
+
+
+@pytest.mark.parametrize("layout, folder, native", [
+    (DEBIAN_DEFAULT, "Lists/lkml", "INBOX.Lists.lkml"),
+    (DEBIAN_DEFAULT, "INBOX", "INBOX"),
+    (UPSTREAM_DEFAULT, "Lists/lkml", "Lists/lkml"),
+    (UPSTREAM_DEFAULT, "inbox", "INBOX"),
+])
+def test_cyrus_layouts_name_folders_as_the_server_does(layout: Layout, folder: str, native: str) -> None:
+    assert layout.native(folder) == native
+    assert layout.portable(native) == (folder if folder.upper() != "INBOX" else "INBOX")
+
+
+def test_cyrus_lists_folders_in_its_layout(cyrus_default: Cyrus, cyrus_alt: Cyrus) -> None:
+    for server, delimiter, names in ((cyrus_default, ".", {"INBOX", "INBOX.Lists", "INBOX.Lists.lkml"}),
+                                     (cyrus_alt, "/", {"INBOX", "Lists", "Lists/lkml"})):
+        user = server.add_user()
+        server.append(user, TRICKY, folder="Lists/lkml")
+        with server.client(user) as imap:
+            listing = imap.list_folders()
+            [[(prefix, separator)]] = [imap.namespace().personal]
+        assert {name for _, _, name in listing} == names
+        assert {sep.decode() for _, sep, _ in listing} == {delimiter}
+        assert (prefix, separator) == (server.layout.prefix, delimiter)
+
+
+def test_cyrus_commands_are_counted_without_literal_payloads(cyrus_alt: Cyrus) -> None:
+    user = cyrus_alt.add_user()
+    cyrus_alt.append(user, TRICKY)
+    assert cyrus_alt.rawlog_commands(user) == ["LIST", "APPEND", "LOGOUT"]
+    cyrus_alt.clear_rawlog(user)
+    assert cyrus_alt.rawlog_commands(user) == []
+
+
+def test_cyrus_variants_hide_capabilities_on_the_same_mailboxes(cyrus_alt: Cyrus) -> None:
+    user = cyrus_alt.add_user()
+    assert {"MOVE", "UIDPLUS"} <= set(cyrus_alt.capabilities(user))
+    limited = cyrus_alt.on_variant(user, "no-move-no-uidplus")
+    assert not {"MOVE", "UIDPLUS"} & set(cyrus_alt.capabilities(limited))
+    cyrus_alt.append(limited, TRICKY)
+    with cyrus_alt.client(user) as imap:
+        assert imap.select_folder("INBOX")[b"EXISTS"] == 1
+
+
+def test_cyrus_suppress_capabilities_and_a_wrong_password(cyrus_factory) -> None:  # type: ignore[no-untyped-def]
+    server = cyrus_factory(UPSTREAM_DEFAULT, suppress_capabilities=("UIDPLUS",))
+    user = server.add_user(password="right")
+    assert "UIDPLUS" not in server.capabilities(user) and "MOVE" in server.capabilities(user)
+    with pytest.raises(IMAPClientError):
+        with server.client(replace(user, password="wrong")):
+            pass
+
+
+def test_cyrus_stop_leaves_nothing_behind(cyrus_factory) -> None:  # type: ignore[no-untyped-def]
+    server = cyrus_factory()
+    master = server._master_pid()
+    assert master is not None and port_open(server.host, server.port)
+    server.stop()
+    assert not server.root.exists()
+    assert not port_open(server.host, server.port)
+    assert not dovecot_support._alive(master)
+
+
+def test_missing_cyrus_skips_locally_but_fails_in_ci(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("MAILRULES_CYRUS_PREFIX", str(tmp_path / "no-cyrus"))
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="unpack cyrus-common cyrus-imapd into .*no-cyrus"):
+        require_cyrus()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must install it"):
+        require_cyrus()
+    assert cyrus_support.missing_reason() is not None
 
 
 # ---------------------------------------------------------------- SMTP
