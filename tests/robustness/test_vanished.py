@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,7 @@ import pytest
 from tests.robustness.harness import PASSWORD_ENV, CliResult, Workspace, run_cli, workspace
 from tests.robustness.mailbox_state import read_state
 from tests.support.dovecot import Dovecot, User
-from tests.support.faultproxy import Command, FaultProxy, Hold
+from tests.support.faultproxy import Command, FaultProxy, Hold, named
 
 NOW = "2026-11-20T10:00:00Z"
 RUN_TIMEOUT = 60.0
@@ -58,16 +59,17 @@ def expunge(server: Dovecot, user: User, message_ids: list[str]) -> None:
         imap.uid_expunge(uids)
 
 
-def run_with_expunge_before(server: Dovecot, user: User, ws: Workspace, verb: str, gone: list[str]) -> CliResult:
-    """Run, holding the first ``verb`` (e.g. ``UID MOVE``) until another client expunged ``gone``."""
-    hold = Hold(lambda command: command.name == verb)
+def run_with_expunge_before(server: Dovecot, user: User, ws: Workspace, stop_at: Callable[[Command], bool],
+                            gone: list[str]) -> CliResult:
+    """Run, holding the first command ``stop_at`` accepts until another client expunged ``gone``."""
+    hold = Hold(stop_at)
     with FaultProxy(server.host, server.port, before_command=hold) as proxy:
         result: list[CliResult] = []
         thread = threading.Thread(target=lambda: result.append(run_cli(ws.point_at(proxy.host, proxy.port, user)
                                                                        .run_args("--now", NOW))), daemon=True)
         thread.start()
         try:
-            assert hold.reached.wait(RUN_TIMEOUT), f"the run never sent {verb}: {proxy.command_names()}"
+            assert hold.reached.wait(RUN_TIMEOUT), f"the run never got there: {proxy.command_names()}"
             expunge(server, user, gone)
         finally:
             hold.release()
@@ -99,7 +101,7 @@ def test_messages_expunged_by_another_client_mid_run_are_reported_and_the_rest_t
         dovecot: Dovecot, fresh_user: User, tmp_path: Path, verb: str) -> None:
     seed_ids(dovecot, fresh_user)
     ws = workspace(tmp_path, RULES)
-    result = run_with_expunge_before(dovecot, fresh_user, ws, verb, GONE)
+    result = run_with_expunge_before(dovecot, fresh_user, ws, named(verb), GONE)
     assert result.code == 0, result.output
     assert "Traceback" not in result.output
     assert re.search(r"another client expunged messages during the (copy|move) to (Copies|Reports): reconciled; "
@@ -130,20 +132,9 @@ def test_messages_expunged_mid_move_on_a_server_without_move(dovecot_factory, tm
         first_copy["seen"] += 1
         return first_copy["seen"] == 2
 
-    hold = Hold(second_copy)
-    with FaultProxy(server.host, server.port, before_command=hold) as proxy:
-        result: list[CliResult] = []
-        thread = threading.Thread(target=lambda: result.append(run_cli(ws.point_at(proxy.host, proxy.port, user)
-                                                                       .run_args("--now", NOW))), daemon=True)
-        thread.start()
-        try:
-            assert hold.reached.wait(RUN_TIMEOUT), proxy.command_names()
-            expunge(server, user, GONE)
-        finally:
-            hold.release()
-            thread.join(RUN_TIMEOUT)
-    assert result and result[0].code == 0, result[0].output if result else "no result"
-    assert "2 had been expunged by another client" in result[0].stdout
+    result = run_with_expunge_before(server, user, ws, second_copy, GONE)
+    assert result.code == 0, result.output
+    assert "2 had been expunged by another client" in result.stdout
     left = sorted(f"{mid}@x" for mid in reports(VANISHING))
     assert where(server, user) == {"INBOX": sorted(f"{mid}@x" for mid in keeps()),
                                    "Copies": sorted(f"{mid}@x" for mid in reports()), "Reports": left}
@@ -153,7 +144,7 @@ def test_a_copy_that_surfaces_after_reconciling_is_reported_and_left_in_place(
         dovecot: Dovecot, fresh_user: User, tmp_path: Path) -> None:
     seed_ids(dovecot, fresh_user)
     ws = workspace(tmp_path, RULES)
-    first = run_with_expunge_before(dovecot, fresh_user, ws, "UID MOVE", GONE)
+    first = run_with_expunge_before(dovecot, fresh_user, ws, named("UID MOVE"), GONE)
     assert first.code == 0, first.output
     # What a killed server does when it indexes a file it had linked before dying: a
     # second copy of a moved message appears in the destination after the reconciliation.
