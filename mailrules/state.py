@@ -303,14 +303,17 @@ class State:
     def retire_watch(self, op_id: int) -> None:
         with self._write() as db:
             db.execute("DELETE FROM duplicate_watch WHERE op_id = ?", (op_id,))
+            _forget_prints(db, op_id)
 
     def mark_done(self, op_id: int, result: Mapping[str, Any] | None = None) -> None:
         with self._write() as db:
             db.execute("UPDATE operations SET status = 'done', result_json = ? WHERE id = ?", (_json(result), op_id))
+            _forget_prints(db, op_id)
 
     def mark_failed(self, op_id: int, error: str) -> None:
         with self._write() as db:
             db.execute("UPDATE operations SET status = 'failed', error = ? WHERE id = ?", (error, op_id))
+            _forget_prints(db, op_id)
 
     def pending_intents(self, account: str) -> list[Intent]:
         """Operations sent (or about to be) but never marked done or failed: a run was cut off."""
@@ -422,6 +425,12 @@ class State:
             db.execute("INSERT INTO replies_sent VALUES (?, ?, ?, ?)"
                        " ON CONFLICT (account, rule, sender) DO UPDATE SET sent_at = excluded.sent_at",
                        (account, rule, sender.lower(), _stamp(sent_at) if sent_at else self._now()))
+
+
+def _forget_prints(db: sqlite3.Connection, op_id: int) -> None:
+    """A settled transfer needs its fingerprints only while the next run checks it for late copies."""
+    db.execute("DELETE FROM transfer_prints WHERE op_id = ? AND op_id NOT IN (SELECT op_id FROM duplicate_watch)",
+               (op_id,))
 
 
 # ---------------------------------------------------------------- opening and migrating

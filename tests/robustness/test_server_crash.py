@@ -179,7 +179,9 @@ def sweep(baseline: Baseline, trials: int) -> list[Trial]:
 
 
 def figures(outcomes: list[Trial]) -> str:
-    return (f"trials={len(outcomes)} kills={sum(o.kill.struck for o in outcomes)} "
+    mid_transfer = sum(o.kill.struck and any(verb in o.kill.title for verb in (" UID MOVE", " UID COPY"))
+                       for o in outcomes)
+    return (f"trials={len(outcomes)} kills={sum(o.kill.struck for o in outcomes)} kills-mid-transfer={mid_transfer} "
             f"killed-runs-finished={sum(o.cut_exit == 0 for o in outcomes)} "
             f"killed-runs-failed={sum(o.cut_exit == 3 for o in outcomes)} "
             f"reconciled={sum(o.reconciled for o in outcomes)} "

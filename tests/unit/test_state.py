@@ -252,6 +252,18 @@ def test_fingerprints_are_kept_per_message_not_in_the_details(state: State) -> N
     op_id = state.record_intent(run, "work", Op("INBOX", 9, "move", (1, 2), "Old", fingerprints=prints))
     assert state.transfer_prints(op_id) == list(prints)
     assert "fingerprints" not in raw(state.path, "SELECT details_json FROM operations")[0][0]
+    state.mark_done(op_id, {})  # settled and not watched: nothing needs them any more
+    assert state.transfer_prints(op_id) == []
+
+
+def test_a_watched_transfer_keeps_its_fingerprints_until_retired(state: State) -> None:
+    run = state.begin_run("work", "run")
+    op_id = state.record_intent(run, "work", Op("INBOX", 9, "copy", (1,), "Keep", fingerprints=((1, ("<a@x>", 1, "")),)))
+    state.watch_duplicates("work", op_id, "Keep", 5, 12)
+    state.mark_done(op_id, {})
+    assert state.transfer_prints(op_id) == [(1, ("<a@x>", 1, ""))]
+    state.retire_watch(op_id)
+    assert state.transfer_prints(op_id) == []
 
 
 def test_a_destination_floor_only_rises_within_one_uidvalidity(state: State) -> None:
