@@ -42,13 +42,13 @@ COPY_RULE = """\
     then: [{copy: Kept}]
 
 """
-SAMPLE_TRIALS, SAMPLE_MESSAGES = 3, 800
+SAMPLE_KILLS, SAMPLE_MESSAGES = 3, 800
 # A killed imap process can leave an empty dovecot-uidlist.lock that Dovecot only takes
 # for stale after two minutes; sessions wait for it until mailrules' 60 s timeout and the
 # run exits 3 ("run again").  A cron job would simply run again later; so does the sweep.
 RERUNS = 4
 KILL_WINDOW = 0.8  # of a clean run's execution time
-SWEEP_TRIALS, SWEEP_MESSAGES = 40, 1500
+SWEEP_KILLS, SWEEP_MESSAGES = 40, 1500
 
 
 def rules_text() -> str:
@@ -132,6 +132,7 @@ def make_baseline(name: str, server: CrashableDovecot, template: Path, scratch: 
 @dataclass(frozen=True, slots=True)
 class Trial:
     kill: Kill
+    executed: float  # seconds the killed run spent executing (from its first change to its end)
     cut_exit: int
     resumed_exit: int
     reruns: int  # extra runs while the server still waited out a dead process's lock (exit 3)
@@ -142,12 +143,10 @@ class Trial:
     problem: str | None
 
 
-def trial(baseline: Baseline, number: int, rng: random.Random) -> Trial:
+def trial(baseline: Baseline, number: int, delay: float) -> Trial:
     user = fresh_account(baseline.server, baseline.template)
     ws = workspace(baseline.scratch / f"trial-{number}", rules_text())
     ws.point_at(baseline.server.host, baseline.server.port, user)
-    # Runs vary in length (the machine is shared): aim within the shorter ones.
-    delay = random_delay(rng, baseline.window * KILL_WINDOW)
     began = time.monotonic()
     cut_run, kill = killed_during(baseline.server, user, delay, lambda: run_cli(ws.run_args("--now", NOW)))
     middle = time.monotonic()
@@ -160,7 +159,8 @@ def trial(baseline: Baseline, number: int, rng: random.Random) -> Trial:
     damage = compare(state, baseline.reference, baseline.originals)
     problem = judge(kill, cut_run, resumed) or (damage.summary()[:2000] if damage else None)
     reconciled = "reconciled" in cut_run.output + resumed.output
-    return Trial(kill, cut_run.code, resumed.code, reruns, reconciled, state.count(), len(damage.lost),
+    executed = middle - kill.started if kill.started is not None else 0.0
+    return Trial(kill, executed, cut_run.code, resumed.code, reruns, reconciled, state.count(), len(damage.lost),
                  len(damage.duplicated), f"trial {number}, killed {kill.delay:.3f} s in ({kill.title}): {problem}"
                  if problem else None)
 
@@ -173,9 +173,19 @@ def judge(kill: Kill, cut_run: CliResult, resumed: CliResult) -> str | None:
     return None
 
 
-def sweep(baseline: Baseline, trials: int) -> list[Trial]:
-    rng = random.Random(f"{baseline.name}-{trials}")
-    outcomes = [trial(baseline, number, rng) for number in range(1, trials + 1)]
+def sweep(baseline: Baseline, kills: int) -> list[Trial]:
+    """Trials until ``kills`` of them struck during execution (at most twice as many trials).
+
+    Each kill comes at a uniformly random moment of the execution window; a run that ends
+    before its moment (runs vary on a shared machine) narrows the window to what it took.
+    """
+    rng = random.Random(f"{baseline.name}-{kills}")
+    window, outcomes = baseline.window * KILL_WINDOW, []
+    while sum(o.kill.struck for o in outcomes) < kills and len(outcomes) < 2 * kills:
+        outcome = trial(baseline, len(outcomes) + 1, random_delay(rng, window))
+        if not outcome.kill.struck and outcome.executed > 0:
+            window = min(window, outcome.executed * KILL_WINDOW)
+        outcomes.append(outcome)
     print(f"\n[{baseline.name}] {figures(outcomes)}")
     return outcomes
 
@@ -217,7 +227,7 @@ def test_a_killed_server_loses_and_duplicates_nothing(kind: str, servers: dict[s
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     baseline = make_baseline(kind, servers[kind], mailboxes.template(SAMPLE_MESSAGES), scratch / "sample")
-    outcomes = sweep(baseline, SAMPLE_TRIALS)
+    outcomes = sweep(baseline, SAMPLE_KILLS)
     failures = [o.problem for o in outcomes if o.problem]
     assert not failures, "\n".join(failures)
 
@@ -228,7 +238,7 @@ def test_a_killed_server_loses_and_duplicates_nothing_sweep(kind: str, servers: 
                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(PASSWORD_ENV, PASSWORD)
     baseline = make_baseline(kind, servers[kind], mailboxes.template(SWEEP_MESSAGES), scratch / "sweep")
-    outcomes = sweep(baseline, SWEEP_TRIALS)
+    outcomes = sweep(baseline, SWEEP_KILLS)
     failures = [o.problem for o in outcomes if o.problem]
-    assert sum(o.kill.struck for o in outcomes) >= SWEEP_TRIALS // 2, figures(outcomes)
+    assert sum(o.kill.struck for o in outcomes) >= SWEEP_KILLS, figures(outcomes)
     assert not failures, f"{len(failures)} of {len(outcomes)} trials went wrong:\n" + "\n".join(failures)
