@@ -6,6 +6,7 @@
     ├── BackendError               exit 3  transient: network, server down or busy -- run again
     │   ├── ConnectionLost         exit 3  the connection dropped mid-command
     │   ├── MissingFolder          exit 3  a destination vanished (renamed or deleted meanwhile)
+    │   ├── MessagesVanished       exit 3  another client expunged messages a COPY/MOVE named
     │   └── PermanentError         exit 6  running again won't help until someone fixes something
     │       ├── AuthenticationFailed       wrong password, refused or expired token
     │       ├── ConfigurationError         missing Maildir, unusable ca_file, TLS not offered
@@ -120,6 +121,10 @@ class MissingFolder(BackendError):
 class SendRefused(BackendError):
     """The SMTP server will never take this reply or redirect (its address, not the server, is the
     problem): it is skipped and reported, and its message is not held back for it."""
+
+
+class MessagesVanished(BackendError):
+    """A COPY/MOVE named messages another client expunged meanwhile ([EXPUNGEISSUED], RFC 9051)."""
 
 
 class PlanRefused(MailrulesError):

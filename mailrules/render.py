@@ -183,6 +183,7 @@ def render_report(report: RunReport) -> str:
             lines.append(f"{folder.folder:<30} " + ", ".join(f"{_count_label(key)} {value}" for key, value in counts.items()))
     lines += [f"failed: {failure}" for failure in report.failures]
     lines += [f"note: {notice}" for notice in report.notices]
+    lines += [f"warning: {warning}" for warning in report.warnings]
     summary = ", ".join(f"{_count_label(key)} {value}" for key, value in totals.items()) or "nothing changed"
     lines.append(f"Done: {summary}.")
     return "\n".join(lines)
@@ -348,6 +349,7 @@ def _run_details(run: RunRecord, entries: list[JournalEntry], *, per_folder: boo
             by_folder.setdefault(total["folder"], []).append(f"{total['operation']} {total['messages']}{failed}")
         lines += [f"{folder}: " + ", ".join(parts) for folder, parts in by_folder.items()]
     lines += [f"failed: {failure}" for failure in summary.get("failures", [])]
+    lines += [f"warning: {warning}" for warning in summary.get("warnings", [])]
     if summary.get("error"):
         code = f" (exit {summary['exit_code']})" if summary.get("exit_code") is not None else ""
         lines.append(f"failed: {summary['error']}{code}")

@@ -72,11 +72,13 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
     check_folder_names(ruleset.enabled_rules, mailbox, fallbacks=False)  # before recovery changes anything
     journal = StateJournal(state, account.name, request.now)
     pending = journal.pending()
-    if pending and not request.dry_run:
-        from mailrules.execute import recover
+    late_duplicates: list[str] = []
+    if not request.dry_run:
+        from mailrules.execute import find_late_duplicates, recover
 
-        for note in recover(mailbox, journal, pending):
+        for note in recover(mailbox, journal, pending) if pending else []:
             print(f"recovered: {note}", file=sys.stderr)
+        late_duplicates = find_late_duplicates(mailbox, journal)
     plan = make_plan(request, ruleset, account, mailbox, state)
     if request.dry_run:
         if request.quiet:
@@ -96,13 +98,16 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
     try:
         report = execute_plan(plan, mailbox, journal, sender=_sender(account), progress=progress)
     except BaseException as exc:
-        journal.finish("failed", _run_summary(plan, error=str(exc), exit_code=_exit_code(exc)))
+        journal.finish("failed", _run_summary(plan, error=str(exc), exit_code=_exit_code(exc),
+                                                warnings=late_duplicates))
         raise
     finally:
         if progress is not None:
             progress.clear()
-    journal.finish("ok" if not report.failures else "partial",
-                   _run_summary(plan, folders=len(report.folders), failures=report.failures))
+    report.warnings[:0] = late_duplicates
+    status = "partial" if report.failures else "warning" if report.warnings else "ok"
+    journal.finish(status, _run_summary(plan, folders=len(report.folders), failures=report.failures,
+                                        notices=report.notices, warnings=report.warnings))
     if request.quiet:
         return _print_quiet_report(report, account.name, out)
     return _print_report(report, plan, request.as_json, out)
@@ -139,7 +144,7 @@ def _print_report(report, plan: Plan, as_json: bool, out: TextIO) -> int:  # typ
     else:
         print("", file=out)
         print(render_report(report), file=out)
-    return 1 if report.failures else 0
+    return 1 if report.failures or report.warnings else 0
 
 
 def _run_summary(plan: Plan, **extra: object) -> dict[str, object]:
@@ -161,12 +166,14 @@ def _print_quiet_report(report, account: str, out: TextIO) -> int:  # type: igno
 
     for failure in report.failures:
         print(f"mailrules: failed: {failure}", file=sys.stderr)
+    for warning in report.warnings:
+        print(f"mailrules: warning: {warning}", file=sys.stderr)
     summary = render_summary(report)
     if summary is not None:
         print(f"mailrules: {account}: {summary}", file=out)
         for notice in report.notices:
             print(f"  note: {notice}", file=out)
-    return 1 if report.failures else 0
+    return 1 if report.failures or report.warnings else 0
 
 
 def _check_threshold(plan: Plan, account: Account, confirmed: bool) -> None:
@@ -351,12 +358,13 @@ class StateJournal:
     def pending(self):  # type: ignore[no-untyped-def]
         from mailrules.execute import PendingOperation
 
-        from mailrules.execute import Operation
+        from mailrules.execute import Operation, journal_prints
 
         pending = []
         for intent in self.state.pending_intents(self.account):
             fields = {name: intent.details.get(name) for name in Operation.__dataclass_fields__}
-            fields.update(uids=intent.uids, flags=tuple(fields["flags"] or ()))
+            fields.update(uids=intent.uids, flags=tuple(fields["flags"] or ()),
+                          fingerprints=journal_prints(fields["fingerprints"]))
             pending.append(PendingOperation(intent.id, Operation(**fields)))
         return pending
 
@@ -383,3 +391,23 @@ class StateJournal:
 
     def record_left_flagged(self, folder: str, uidvalidity: int, uids) -> None:  # type: ignore[no-untyped-def]
         self.state.record_applied(self.account, folder, uidvalidity, [(uid, None, LEFT_FLAGGED, None) for uid in uids])
+
+    def dest_floor(self, folder: str) -> tuple[int, int] | None:
+        return self.state.dest_floor(self.account, folder)
+
+    def raise_dest_floor(self, folder: str, uidvalidity: int, uid_floor: int) -> None:
+        self.state.raise_dest_floor(self.account, folder, uidvalidity, uid_floor)
+
+    def watch_duplicates(self, op_id: int, destination: str, uidvalidity: int, uid_floor: int) -> None:
+        self.state.watch_duplicates(self.account, op_id, destination, uidvalidity, uid_floor)
+
+    def duplicate_watches(self):  # type: ignore[no-untyped-def]
+        from mailrules.execute import DuplicateWatch
+
+        return [DuplicateWatch(*row) for row in self.state.duplicate_watches(self.account)]
+
+    def watched_prints(self, op_id: int):  # type: ignore[no-untyped-def]
+        return self.state.transfer_prints(op_id)
+
+    def retire_watch(self, op_id: int) -> None:
+        self.state.retire_watch(op_id)

@@ -8,6 +8,12 @@
 - ``applied``: actions that must not be repeated on the same message (a copy by a
   rule to a folder, a reply, a redirect).
 - ``replies_sent``: when each sender last got an auto-reply from each rule (``once_per``).
+- ``transfer_prints``: per COPY/MOVE intent, each message's fingerprint (Message-ID, or
+  Date|From|Subject without one; size; INTERNALDATE), to tell after an interruption which
+  messages already reached the destination.
+- ``dest_floors``: per destination folder, a UID below which no copy of ours can land.
+- ``duplicate_watch``: reconciled transfers whose destination the next run checks for
+  copies a dying server delivered late.
 
 Passwords are never stored here.  The schema version lives in ``PRAGMA user_version``;
 each migration step upgrades it by one.
@@ -88,6 +94,34 @@ MIGRATIONS: tuple[str, ...] = (
         sent_at TEXT NOT NULL,
         PRIMARY KEY (account, rule, sender)
     ) WITHOUT ROWID;
+    """,
+    # Transfers whose outcome a dropped connection or a dying server left unknown are
+    # reconciled message by message, so each COPY/MOVE intent keeps what identifies its
+    # messages in any folder; the destinations' UID floors bound where copies can land.
+    """
+    CREATE TABLE transfer_prints (
+        op_id        INTEGER NOT NULL REFERENCES operations (id),
+        uid          INTEGER NOT NULL,
+        ident        TEXT NOT NULL,
+        size         INTEGER NOT NULL,
+        internaldate TEXT NOT NULL,
+        PRIMARY KEY (op_id, uid)
+    ) WITHOUT ROWID;
+    CREATE TABLE dest_floors (
+        account     TEXT NOT NULL,
+        folder      TEXT NOT NULL,
+        uidvalidity INTEGER NOT NULL,
+        uid_floor   INTEGER NOT NULL,
+        PRIMARY KEY (account, folder)
+    ) WITHOUT ROWID;
+    CREATE TABLE duplicate_watch (
+        op_id            INTEGER PRIMARY KEY REFERENCES operations (id),
+        account          TEXT NOT NULL,
+        destination      TEXT NOT NULL,
+        dest_uidvalidity INTEGER NOT NULL,
+        uid_floor        INTEGER NOT NULL,
+        created_at       TEXT NOT NULL
+    );
     """,
 )
 
@@ -216,6 +250,7 @@ class State:
         if op.kind not in KINDS:
             raise ValueError(f"unknown operation kind {op.kind!r}; expected one of {sorted(KINDS)}")
         details = dataclasses.asdict(op) if dataclasses.is_dataclass(op) else {}  # type: ignore[call-overload]
+        prints = details.pop("fingerprints", None) or ()
         with self._write() as db:
             cursor = db.execute(
                 "INSERT INTO operations (run_id, account, folder, uidvalidity, rule, kind, uids, destination,"
@@ -223,15 +258,62 @@ class State:
                 (run_id, account, op.folder, op.uidvalidity, op.rule, op.kind, uid_set(op.uids), op.destination,
                  _json(details), self._now()),
             )
-        return int(cursor.lastrowid or 0)
+            op_id = int(cursor.lastrowid or 0)
+            db.executemany("INSERT OR REPLACE INTO transfer_prints VALUES (?, ?, ?, ?, ?)",
+                           [(op_id, int(uid), str(ident), int(size), str(when)) for uid, (ident, size, when) in prints])
+        return op_id
+
+    def transfer_prints(self, op_id: int) -> list[tuple[int, tuple[str, int, str]]]:
+        """(uid, fingerprint) of each message of a COPY/MOVE intent, in UID order."""
+        rows = self._db.execute("SELECT uid, ident, size, internaldate FROM transfer_prints WHERE op_id = ? ORDER BY uid",
+                                (op_id,))
+        return [(int(uid), (ident, int(size), when)) for uid, ident, size, when in rows]
+
+    # ------------------------------------------------------------ where copies can land
+
+    def dest_floor(self, account: str, folder: str) -> tuple[int, int] | None:
+        """(UIDVALIDITY, UID) of ``folder``: every copy made from now on gets a UID at or above it."""
+        row = self._db.execute("SELECT uidvalidity, uid_floor FROM dest_floors WHERE account = ? AND folder = ?",
+                               (account, folder)).fetchone()
+        return (int(row[0]), int(row[1])) if row else None
+
+    def raise_dest_floor(self, account: str, folder: str, uidvalidity: int, uid_floor: int) -> None:
+        """Remember a higher floor (a new UIDVALIDITY replaces the old one outright)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO dest_floors VALUES (?, ?, ?, ?) ON CONFLICT (account, folder) DO UPDATE SET"
+                "  uid_floor = CASE WHEN uidvalidity = excluded.uidvalidity"
+                "                   THEN max(uid_floor, excluded.uid_floor) ELSE excluded.uid_floor END,"
+                "  uidvalidity = excluded.uidvalidity",
+                (account, folder, uidvalidity, uid_floor),
+            )
+
+    def watch_duplicates(self, account: str, op_id: int, destination: str, uidvalidity: int, uid_floor: int) -> None:
+        """Have the next run look for late copies of ``op_id``'s messages at or above ``uid_floor``."""
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO duplicate_watch VALUES (?, ?, ?, ?, ?, ?)",
+                       (op_id, account, destination, uidvalidity, uid_floor, self._now()))
+
+    def duplicate_watches(self, account: str) -> list[tuple[int, str, int, int, datetime]]:
+        """(op_id, destination, UIDVALIDITY, floor, when) of the transfers to check for late copies."""
+        rows = self._db.execute("SELECT op_id, destination, dest_uidvalidity, uid_floor, created_at"
+                                " FROM duplicate_watch WHERE account = ? ORDER BY op_id", (account,))
+        return [(int(op), dest, int(validity), int(floor), _parse_stamp(when)) for op, dest, validity, floor, when in rows]
+
+    def retire_watch(self, op_id: int) -> None:
+        with self._write() as db:
+            db.execute("DELETE FROM duplicate_watch WHERE op_id = ?", (op_id,))
+            _forget_prints(db, op_id)
 
     def mark_done(self, op_id: int, result: Mapping[str, Any] | None = None) -> None:
         with self._write() as db:
             db.execute("UPDATE operations SET status = 'done', result_json = ? WHERE id = ?", (_json(result), op_id))
+            _forget_prints(db, op_id)
 
     def mark_failed(self, op_id: int, error: str) -> None:
         with self._write() as db:
             db.execute("UPDATE operations SET status = 'failed', error = ? WHERE id = ?", (error, op_id))
+            _forget_prints(db, op_id)
 
     def pending_intents(self, account: str) -> list[Intent]:
         """Operations sent (or about to be) but never marked done or failed: a run was cut off."""
@@ -240,7 +322,12 @@ class State:
             " FROM operations WHERE account = ? AND status = 'intent' ORDER BY id",
             (account,),
         )
-        return [_intent(row) for row in rows]
+        intents = [_intent(row) for row in rows]
+        for intent in intents:
+            prints = self.transfer_prints(intent.id)
+            if prints:
+                intent.details["fingerprints"] = [[uid, list(print_)] for uid, print_ in prints]
+        return intents
 
     def recent_runs(self, account: str | None = None, limit: int = 20) -> list[RunRecord]:
         """The latest runs, newest first, with how many operations each journalled."""
@@ -338,6 +425,12 @@ class State:
             db.execute("INSERT INTO replies_sent VALUES (?, ?, ?, ?)"
                        " ON CONFLICT (account, rule, sender) DO UPDATE SET sent_at = excluded.sent_at",
                        (account, rule, sender.lower(), _stamp(sent_at) if sent_at else self._now()))
+
+
+def _forget_prints(db: sqlite3.Connection, op_id: int) -> None:
+    """A settled transfer needs its fingerprints only while the next run checks it for late copies."""
+    db.execute("DELETE FROM transfer_prints WHERE op_id = ? AND op_id NOT IN (SELECT op_id FROM duplicate_watch)",
+               (op_id,))
 
 
 # ---------------------------------------------------------------- opening and migrating

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from mailrules.backends.base import CopyResult, FetchNeeds, FolderStatus
 from mailrules.errors import (AuthenticationFailed, BackendError, CapabilityError, ConfigurationError, ConnectionLost,
-                              FolderRefused, MissingFolder)
+                              FolderRefused, MessagesVanished, MissingFolder)
 from mailrules.folders import RULE_DELIMITER, SPECIAL_USES, FolderNames
 from mailrules.uidset import batched, parse_uid_set, uid_ranges
 
@@ -490,6 +490,8 @@ class _ErrorMap:
         text = server_text(exc)
         if "[TRYCREATE]" in text.upper():  # RFC 3501 §6.4.7: the destination doesn't exist
             return MissingFolder(f"{where} refused: {text}", folder=self.folder, command=self.command)
+        if "[EXPUNGEISSUED]" in text.upper():  # another session expunged some of the UIDs we named
+            return MessagesVanished(f"{where} refused: {text}", folder=self.folder, command=self.command)
         if self.command == "CREATE" and (_refuses_name(text) or response_code(text) not in TRANSIENT_CODES):
             return FolderRefused(f"{where} can't create this folder: {text}; choose another name in the rules",
                                  folder=self.folder, command=self.command)

@@ -225,3 +225,62 @@ def test_two_processes_share_one_file(tmp_path: Path) -> None:
         two.set_folder_state("home", "INBOX", 1, 5)
         assert two.recent_runs("work")[0].id == run
         assert one.folder_state("home", "INBOX") == (1, 5)
+
+
+# ---------------------------------------------------------------- transfers: fingerprints, floors, watches
+
+
+def test_a_schema_1_file_is_upgraded_keeping_its_journal(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(MIGRATIONS[0])
+        db.execute("PRAGMA user_version = 1")
+        db.execute("INSERT INTO runs (account, started_at, mode) VALUES ('work', '2026-11-20T10:00:00+00:00', 'run')")
+        db.execute("INSERT INTO operations (run_id, account, folder, uidvalidity, kind, uids, destination,"
+                   " details_json, created_at) VALUES (1, 'work', 'INBOX', 9, 'move', '1:3', 'Old', '{}',"
+                   " '2026-11-20T10:00:00+00:00')")
+    with State(path) as state:
+        [pending] = state.pending_intents("work")
+        assert (pending.kind, pending.uids, pending.details) == ("move", (1, 2, 3), {})
+        assert raw(path, "PRAGMA user_version") == [(len(MIGRATIONS),)]
+        assert state.transfer_prints(pending.id) == []
+
+
+def test_fingerprints_are_kept_per_message_not_in_the_details(state: State) -> None:
+    run = state.begin_run("work", "run")
+    prints = ((1, ("<a@x>", 120, "2026-11-19T10:00:00+00:00")), (2, ("Thu|b@x|hi", 80, "")))
+    op_id = state.record_intent(run, "work", Op("INBOX", 9, "move", (1, 2), "Old", fingerprints=prints))
+    assert state.transfer_prints(op_id) == list(prints)
+    assert "fingerprints" not in raw(state.path, "SELECT details_json FROM operations")[0][0]
+    state.mark_done(op_id, {})  # settled and not watched: nothing needs them any more
+    assert state.transfer_prints(op_id) == []
+
+
+def test_a_watched_transfer_keeps_its_fingerprints_until_retired(state: State) -> None:
+    run = state.begin_run("work", "run")
+    op_id = state.record_intent(run, "work", Op("INBOX", 9, "copy", (1,), "Keep", fingerprints=((1, ("<a@x>", 1, "")),)))
+    state.watch_duplicates("work", op_id, "Keep", 5, 12)
+    state.mark_done(op_id, {})
+    assert state.transfer_prints(op_id) == [(1, ("<a@x>", 1, ""))]
+    state.retire_watch(op_id)
+    assert state.transfer_prints(op_id) == []
+
+
+def test_a_destination_floor_only_rises_within_one_uidvalidity(state: State) -> None:
+    assert state.dest_floor("work", "Old") is None
+    state.raise_dest_floor("work", "Old", 7, 40)
+    state.raise_dest_floor("work", "Old", 7, 30)
+    assert state.dest_floor("work", "Old") == (7, 40)
+    state.raise_dest_floor("work", "Old", 8, 1)
+    assert state.dest_floor("work", "Old") == (8, 1)
+    assert state.dest_floor("home", "Old") is None
+
+
+def test_a_duplicate_watch_lasts_until_retired(state: State) -> None:
+    run = state.begin_run("work", "run")
+    op_id = state.record_intent(run, "work", Op("INBOX", 9, "copy", (1,), "Keep"))
+    state.watch_duplicates("work", op_id, "Keep", 5, 12)
+    assert state.duplicate_watches("work") == [(op_id, "Keep", 5, 12, T0)]
+    assert state.duplicate_watches("home") == []
+    state.retire_watch(op_id)
+    assert state.duplicate_watches("work") == []
