@@ -372,11 +372,13 @@ def test_loopback_sign_in_with_pkce_then_silent_refresh(tmp_path: Path, server: 
 
     refreshes = len(provider.grants("refresh_token"))
     server.deliver(user, make_message("monthly report"))
-    first, second = space.cli("run"), space.cli("plan")
+    first, second = space.cli("run", "-vv"), space.cli("plan", "--json")
     assert (first.code, second.code) == (0, 0), first.output + second.output
     assert len(provider.grants("refresh_token")) == refreshes + 2  # each run, without anyone signing in again
-    assert_no_secret(provider, signed_in.output, first.output, second.output,
-                     space.state.read_bytes().decode("latin-1"))
+    assert "AUTHENTICATE OAUTHBEARER ****" in first.stderr
+    written = [path.read_bytes().decode("latin-1") for path in space.state.parent.rglob("*") if path.is_file()]
+    assert written, "the state database was written and searched"
+    assert_no_secret(provider, signed_in.output, first.output, second.output, *written)
 
 
 def test_device_code_sign_in_without_a_keyring_uses_a_private_file(tmp_path: Path, server: Dovecot, user: User,
