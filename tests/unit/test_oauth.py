@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import stat
 import sys
 from pathlib import Path
@@ -209,5 +208,23 @@ def test_the_schema_describes_every_oauth2_key() -> None:
     from mailrules.loader import load_schema
 
     oauth2 = load_schema("accounts")["$defs"]["oauth2"]["properties"]
+    assert set(oauth2) == {"token_command", "provider", "client_id", "client_secret_command", "tenant", "scopes",
+                           "authorization_url", "device_authorization_url", "token_url"}
     assert all(spec.get("description") for spec in oauth2.values())
-    assert json.dumps(oauth2)  # plain JSON, shipped as is
+
+
+def test_the_accounts_files_in_the_oauth2_docs_load(tmp_path: Path) -> None:
+    import re
+    import textwrap
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "oauth2.md").read_text()
+    blocks = [textwrap.dedent(block) for block in re.findall(r"```yaml\n(.*?)```", docs, re.S)]
+    examples = [block for block in blocks if block.startswith("accounts:")]
+    assert len(examples) == 3
+    for number, block in enumerate(examples):
+        path = tmp_path / f"accounts{number}.yaml"
+        path.write_text(block)
+        account = load_accounts(path).pick()
+        assert account.imap is not None and account.imap.oauth2 is not None
+        assert account.smtp is not None and account.smtp.oauth2 == account.imap.oauth2
+        assert len(block.strip().splitlines()) <= 6
