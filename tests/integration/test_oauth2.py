@@ -64,6 +64,7 @@ class FakeProvider:
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     signing_in: str = ""  # the user who "approves" in the browser
     rotate: bool = False
+    deny: bool = False  # the user declines in the browser
     url: str = ""
 
     def issue(self, user: str) -> dict[str, object]:
@@ -86,6 +87,9 @@ class FakeProvider:
         if path == "/authorize":
             if form.get("code_challenge_method") != "S256" or not form.get("code_challenge"):
                 return 400, {"error": "invalid_request", "error_description": "PKCE required"}, None
+            if self.deny:
+                query = urlencode({"error": "access_denied", "state": form.get("state", "")})
+                return 302, {}, f"{form['redirect_uri']}?{query}"
             code = secrets.token_urlsafe(8)
             self.codes[code] = (self.signing_in, form["code_challenge"], form["redirect_uri"])
             query = urlencode({"code": code, "state": form.get("state", "")})
@@ -418,6 +422,20 @@ def test_a_revoked_refresh_token_says_to_sign_in_again(tmp_path: Path, server: D
     assert ("refused the stored refresh token (invalid_grant: Token has been expired or revoked.); "
             "it was revoked or has expired: run `mailrules auth t` again") in result.stderr
     assert stored not in result.output
+
+
+def test_declining_in_the_browser_is_a_clear_error(tmp_path: Path, server: Dovecot, user: User,
+                                                  provider: FakeProvider, memory_keyring: MemoryKeyring,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    browser_that_approves(monkeypatch)
+    provider.deny = True
+    try:
+        result = Space(tmp_path, user).write(custom_provider(provider, "loopback")).auth()
+    finally:
+        provider.deny = False
+    assert result.code == 6, result.output
+    assert "account 't': the provider did not sign you in (access_denied); run `mailrules auth t` again" in result.stderr
+    assert memory_keyring.items == {}
 
 
 def test_an_account_never_signed_in_says_how(tmp_path: Path, server: Dovecot, user: User,

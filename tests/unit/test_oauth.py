@@ -97,6 +97,14 @@ def test_a_token_command_account(tmp_path: Path) -> None:
     assert "pizauth" not in repr(load_accounts(path))
 
 
+def test_smtp_may_have_a_token_command_of_its_own(tmp_path: Path) -> None:
+    path = accounts(tmp_path, "      oauth2: {provider: google, client_id: c}\n",
+                    "    smtp: {host: smtp.example.com, username: ann, oauth2: {token_command: oama access ann}}\n")
+    work = load_accounts(path).pick()
+    assert work.smtp is not None and work.smtp.oauth2 == OAuth2Settings(account="work", token_command="oama access ann")
+    assert work.imap is not None and work.imap.oauth2 is not None and work.imap.oauth2.provider == "google"
+
+
 def test_a_provider_account_with_defaults(tmp_path: Path) -> None:
     path = accounts(tmp_path, "      oauth2:\n        provider: microsoft\n        client_id: 9e5f94bc\n"
                               "        tenant: contoso.onmicrosoft.com\n")
