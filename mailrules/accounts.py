@@ -4,7 +4,8 @@ Rule files are shared in a team's repository; accounts are personal, so they liv
 separate file (by default ``~/.config/mailrules/accounts.yaml``).  Passwords are never
 stored in it, only where to get them (an environment variable, a command such as
 ``pass``, or the system keyring), and they are fetched only when a connection needs
-them.  No dataclass here holds a password, and no message ever shows one.
+them.  No dataclass here holds a password, and no message ever shows one.  An ``oauth2``
+block signs in with access tokens instead (``mailrules.oauth`` fetches them).
 """
 
 from __future__ import annotations
@@ -157,7 +158,8 @@ def _password_key_hint(path: Path, key: str) -> str | None:
     if key == "password":
         return (
             "passwords are not written in the accounts file; "
-            "use password_env, password_command or password_keyring: true"
+            "use password_env, password_command or password_keyring: true "
+            "(or oauth2, for Gmail and Microsoft 365: see docs/oauth2.md)"
         )
     return None
 
