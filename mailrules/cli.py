@@ -343,11 +343,13 @@ def _auth(args: argparse.Namespace, out: TextIO) -> int:
     from pathlib import Path
 
     from mailrules.accounts import load_accounts
-    from mailrules.oauth.grants import authorize
+    from mailrules.oauth.grants import authorize, check_imap_sign_in
     from mailrules.state import default_state_path
 
     account = load_accounts(args.accounts).pick(args.account)
     state_dir = (Path(args.state) if args.state else default_state_path()).parent
     done = authorize(account, state_dir, out)
     print(f"account {done.account!r} is signed in; its refresh token is stored in {done.stored_in}", file=out)
+    if account.imap is not None and account.imap.oauth2 is not None:
+        check_imap_sign_in(account, state_dir, out)
     return 0

@@ -75,6 +75,21 @@ def authorize(account: Account, state_dir: Path, out: TextIO, *, browser: Browse
     return Authorization(account.name, stored_in, found.grant)
 
 
+def check_imap_sign_in(account: Account, state_dir: Path, out: TextIO) -> None:
+    """Log in once now, so a missing permission or a disabled IMAP shows here, not at the first run."""
+    from mailrules.backends.imap import ImapMailbox
+    from mailrules.runner import open_mailbox
+
+    mailbox = open_mailbox(account, 0, state_dir)
+    assert isinstance(mailbox, ImapMailbox) and account.imap is not None
+    try:
+        mailbox.connect()
+    finally:
+        mailbox.close()
+    print(f"checked: the IMAP server {account.imap.host}:{account.imap.port} accepts the sign-in of "
+          f"{account.imap.username}", file=out)
+
+
 # ---------------------------------------------------------------- device code
 
 

@@ -371,6 +371,8 @@ def test_loopback_sign_in_with_pkce_then_silent_refresh(tmp_path: Path, server: 
     stored = memory_keyring.items[("mailrules:oauth2", "t")]
     assert provider.refresh[stored] == user.username
     assert "stored in the system keyring (MemoryKeyring" in signed_in.stdout
+    assert (f"checked: the IMAP server {user.host}:{user.port} accepts the sign-in of {user.username}"
+            in signed_in.stdout)
     assert not (space.state.parent / "oauth2").exists()
 
     refreshes = len(provider.grants("refresh_token"))
