@@ -64,6 +64,7 @@ class FakeProvider:
     signing_in: str = ""  # the user who "approves" in the browser
     rotate: bool = False
     deny: bool = False  # the user declines in the browser
+    down: bool = False  # the token endpoint answers 503
     url: str = ""
 
     def issue(self, user: str) -> dict[str, object]:
@@ -98,6 +99,8 @@ class FakeProvider:
             self.devices[device] = [self.signing_in, 1]
             return 200, {"device_code": device, "user_code": "WDJB-MJHT", "verification_uri": self.url + "/activate",
                          "expires_in": 60, "interval": 1}, None
+        if path == "/token" and self.down:
+            return 503, {}, None
         if path == "/token":
             return self.token(form)
         return 404, {"error": "not_found"}, None
@@ -423,6 +426,22 @@ def test_a_revoked_refresh_token_says_to_sign_in_again(tmp_path: Path, server: D
     assert ("refused the stored refresh token (invalid_grant: Token has been expired or revoked.); "
             "it was revoked or has expired: run `mailrules auth t` again") in result.stderr
     assert stored not in result.output
+
+
+def test_a_token_endpoint_that_is_down_is_transient(tmp_path: Path, server: Dovecot, user: User,
+                                                    provider: FakeProvider, memory_keyring: MemoryKeyring,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    browser_that_approves(monkeypatch)
+    space = Space(tmp_path, user).write(custom_provider(provider, "loopback"))
+    assert space.auth().code == 0
+    provider.down = True
+    try:
+        result = space.cli("plan")
+    finally:
+        provider.down = False
+    assert result.code == 3, result.output
+    assert "account 't': token endpoint 127.0.0.1:" in result.stderr and "answered HTTP 503" in result.stderr
+    assert space.cli("plan").code == 0  # the stored refresh token still works once it is back
 
 
 def test_declining_in_the_browser_is_a_clear_error(tmp_path: Path, server: Dovecot, user: User,

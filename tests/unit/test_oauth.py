@@ -198,6 +198,49 @@ def test_a_damaged_token_file_is_a_state_store_error(tmp_path: Path, monkeypatch
         store.load("w")
 
 
+def test_an_access_token_is_reused_until_shortly_before_it_expires(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    from mailrules.oauth import tokens
+
+    monkeypatch.setitem(sys.modules, "keyring", None)
+    store = RefreshTokenStore(tmp_path)
+    store.save("w", "rt-1")
+    calls: list[str] = []
+
+    def refresh(account: str, url: str, call: object) -> dict[str, object]:
+        calls.append(url)
+        return {"access_token": f"at-{len(calls)}", "expires_in": 600, "refresh_token": f"rt-{len(calls) + 1}"}
+
+    clock = [1000.0]
+    monkeypatch.setattr(tokens, "call_token_endpoint", refresh)
+    monkeypatch.setattr(tokens.time, "time", lambda: clock[0])
+    source = tokens.RefreshingTokens(OAuth2Settings(account="w", provider="custom", client_id="c",
+                                                    token_url="https://t.example/token"), store)
+    assert (source(), source()) == ("at-1", "at-1")
+    clock[0] += 600 - tokens.EXPIRY_MARGIN
+    assert source() == "at-2" and calls == ["https://t.example/token"] * 2
+    assert store.load("w") == "rt-3"  # each rotated refresh token replaced the one before
+
+
+def test_an_unreachable_token_endpoint_is_transient(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import socket
+
+    from mailrules.errors import BackendError, PermanentError
+    from mailrules.oauth.tokens import RefreshingTokens
+
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setitem(sys.modules, "keyring", None)
+    store = RefreshTokenStore(tmp_path)
+    store.save("w", "rt-1")
+    source = RefreshingTokens(OAuth2Settings(account="w", provider="custom", client_id="c",
+                                             token_url=f"http://127.0.0.1:{port}/token"), store)
+    with pytest.raises(BackendError, match=f"account 'w': cannot reach token endpoint 127.0.0.1:{port}") as raised:
+        source()
+    assert not isinstance(raised.value, PermanentError) and "rt-1" not in str(raised.value)
+
+
 # ---------------------------------------------------------------- mailrules auth
 
 
