@@ -94,7 +94,8 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
     journal.begin(plan)
     progress = TerminalProgress.if_terminal()
     try:
-        report = execute_plan(plan, mailbox, journal, sender=_sender(account, _state_path(request).parent), progress=progress)
+        sender = _sender(account, _state_path(request).parent)
+        report = execute_plan(plan, mailbox, journal, sender=sender, progress=progress)
     except BaseException as exc:
         journal.finish("failed", _run_summary(plan, error=str(exc), exit_code=_exit_code(exc)))
         raise

@@ -61,7 +61,7 @@ def authorize(account: Account, state_dir: Path, out: TextIO, *, browser: Browse
     browser = browser or open_browser
     settings = oauth2_settings_of(account)
     found = endpoints(settings)
-    username = account.imap.username if account.imap is not None else (account.smtp.username or "")  # type: ignore[union-attr]
+    username = account.imap.username if account.imap is not None else ""
     if found.grant == "device":
         token = _device_grant(settings, found, out, timeout)
     else:

@@ -454,7 +454,8 @@ def test_declining_in_the_browser_is_a_clear_error(tmp_path: Path, server: Dovec
     finally:
         provider.deny = False
     assert result.code == 6, result.output
-    assert "account 't': the provider did not sign you in (access_denied); run `mailrules auth t` again" in result.stderr
+    assert ("account 't': the provider did not sign you in (access_denied); run `mailrules auth t` again"
+            in result.stderr)
     assert memory_keyring.items == {}
 
 

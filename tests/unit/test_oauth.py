@@ -131,7 +131,8 @@ def test_google_uses_a_loopback_redirect_and_asks_for_offline_access() -> None:
     ("{provider: gmail, client_id: c}", "'provider' must be 'google', 'microsoft' or 'custom'"),
     ("{provider: google, client_id: c, tenant: x}", "tenant is for provider: microsoft"),
     ("{provider: google, client_id: c, token_url: 'https://t.example'}", "token_url is for provider: custom"),
-    ("{provider: custom, client_id: c, authorization_url: 'https://a.example/auth'}", "provider: custom needs token_url"),
+    ("{provider: custom, client_id: c, authorization_url: 'https://a.example/auth'}",
+     "provider: custom needs token_url"),
     ("{provider: custom, client_id: c, token_url: 'https://a.example/t'}", "needs authorization_url (loopback"),
     ("{provider: custom, client_id: c, token_url: 'http://auth.example/t', device_authorization_url: "
      "'https://a.example/d'}", "token_url must be https://"),
