@@ -4,7 +4,8 @@ Rule files are shared in a team's repository; accounts are personal, so they liv
 separate file (by default ``~/.config/mailrules/accounts.yaml``).  Passwords are never
 stored in it, only where to get them (an environment variable, a command such as
 ``pass``, or the system keyring), and they are fetched only when a connection needs
-them.  No dataclass here holds a password, and no message ever shows one.
+them.  No dataclass here holds a password, and no message ever shows one.  An ``oauth2``
+block signs in with access tokens instead (``mailrules.oauth`` fetches them).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ import shlex
 import subprocess
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
 
-from mailrules.errors import ConfigurationError, Loc, Problem, RuleFileError, UsageError
+from mailrules.errors import ConfigurationError, Loc, MailrulesError, Problem, RuleFileError, UsageError
 from mailrules.model import NOWHERE
 
 if TYPE_CHECKING:  # the loader (YAML, jsonschema) is imported only when a file is read
@@ -29,6 +31,10 @@ KEYRING_SERVICE_PREFIX = "mailrules:"
 _IMAP_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
 _SMTP_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
 _SECRET_KEYS = {"password_env": "env", "password_command": "command", "password_keyring": "keyring"}
+OAuth2Provider = Literal["google", "microsoft", "custom"]
+_PROVIDER_KEYS = ("client_id", "client_secret_command", "tenant", "scopes",
+                  "authorization_url", "device_authorization_url", "token_url")
+_CUSTOM_ENDPOINTS = ("authorization_url", "device_authorization_url", "token_url")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,14 +47,36 @@ class SecretSource:
 
 
 @dataclass(frozen=True, slots=True)
+class OAuth2Settings:
+    """Where an account's OAuth2 access tokens come from: ``token_command``, or a
+    ``provider`` whose refresh token ``mailrules auth ACCOUNT`` obtained once.
+
+    ``account`` names the account: its refresh token is stored under that name.
+    """
+
+    account: str
+    token_command: str | None = field(default=None, repr=False)
+    provider: OAuth2Provider | None = None
+    client_id: str | None = None
+    client_secret_command: str | None = field(default=None, repr=False)
+    tenant: str = "common"
+    scopes: tuple[str, ...] = ()
+    authorization_url: str | None = None
+    device_authorization_url: str | None = None
+    token_url: str | None = None
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class ImapSettings:
     host: str
     username: str
-    password: SecretSource = field(repr=False)
+    password: SecretSource | None = field(repr=False)  # None when ``oauth2`` signs in
     port: int = 993
     tls: TlsMode = "ssl"
     ca_file: str | None = None
     allow_insecure: bool = False
+    oauth2: OAuth2Settings | None = None
     loc: Loc = field(default=NOWHERE, compare=False)
 
 
@@ -61,6 +89,7 @@ class SmtpSettings:
     password: SecretSource | None = field(default=None, repr=False)
     ca_file: str | None = None
     allow_insecure: bool = False
+    oauth2: OAuth2Settings | None = None
     loc: Loc = field(default=NOWHERE, compare=False)
 
 
@@ -129,7 +158,8 @@ def _password_key_hint(path: Path, key: str) -> str | None:
     if key == "password":
         return (
             "passwords are not written in the accounts file; "
-            "use password_env, password_command or password_keyring: true"
+            "use password_env, password_command or password_keyring: true "
+            "(or oauth2, for Gmail and Microsoft 365: see docs/oauth2.md)"
         )
     return None
 
@@ -153,23 +183,29 @@ class _Reader:
         for index, address in enumerate(addresses):
             if "@" not in address or any(c.isspace() for c in address):
                 self.error(path + ("addresses", index), f"{address!r} is not an e-mail address")
+        imap = self.imap(data["imap"], path + ("imap",), name) if "imap" in data else None
         return Account(
             name=name,
-            imap=self.imap(data["imap"], path + ("imap",)) if "imap" in data else None,
+            imap=imap,
             maildir=self.local_path(data["maildir"], path + ("maildir",)) if "maildir" in data else None,
             addresses=addresses,
-            smtp=self.smtp(data["smtp"], path + ("smtp",)) if "smtp" in data else None,
+            smtp=self.smtp(data["smtp"], path + ("smtp",), imap, name) if "smtp" in data else None,
             delete_threshold=data.get("delete_threshold", DEFAULT_DELETE_THRESHOLD),
             loc=self.locs.key(path),
         )
 
-    def imap(self, data: dict[str, Any], path: Path) -> ImapSettings:
+    def imap(self, data: dict[str, Any], path: Path, account: str) -> ImapSettings:
         tls = data.get("tls", "ssl")
         self.check_tls(data, path)
+        oauth2 = self.oauth2(data["oauth2"], path + ("oauth2",), account) if "oauth2" in data else None
+        secret = self.secret(data, path)
+        if oauth2 is not None and secret is not None:
+            self.error(path + ("oauth2",), "give either a password source or oauth2, not both")
         return ImapSettings(
             host=data["host"],
             username=data["username"],
-            password=self.secret(data, path) or SecretSource("env"),
+            password=None if oauth2 is not None else secret or SecretSource("env"),
+            oauth2=oauth2,
             port=data.get("port", _IMAP_PORTS[tls]),
             tls=tls,
             ca_file=self.local_path(data["ca_file"], path + ("ca_file",)) if "ca_file" in data else None,
@@ -177,14 +213,20 @@ class _Reader:
             loc=self.locs.at(path),
         )
 
-    def smtp(self, data: dict[str, Any], path: Path) -> SmtpSettings:
+    def smtp(self, data: dict[str, Any], path: Path, imap: ImapSettings | None, account: str) -> SmtpSettings:
         tls = data.get("tls", "ssl")
         self.check_tls(data, path)
         secret = self.secret(data, path)
-        if "username" in data and secret is None:
-            self.error(path, "SMTP with a username needs one of password_env, password_command or password_keyring")
+        oauth2 = self.smtp_oauth2(data, path, imap, account)
+        if oauth2 is not None and secret is not None:
+            self.error(path + ("oauth2",), "give either a password source or oauth2, not both")
+        if "username" in data and secret is None and "oauth2" not in data:
+            self.error(path, "SMTP with a username needs one of password_env, password_command, "
+                             "password_keyring or oauth2")
         if "username" not in data and secret is not None:
             self.error(path, "an SMTP password source needs a username")
+        if "username" not in data and "oauth2" in data:
+            self.error(path, "SMTP oauth2 needs a username (the account's address at most providers)")
         return SmtpSettings(
             host=data["host"],
             port=data.get("port", _SMTP_PORTS[tls]),
@@ -193,8 +235,65 @@ class _Reader:
             password=secret,
             ca_file=self.local_path(data["ca_file"], path + ("ca_file",)) if "ca_file" in data else None,
             allow_insecure=data.get("allow_insecure", False),
+            oauth2=oauth2,
             loc=self.locs.at(path),
         )
+
+    def smtp_oauth2(self, data: dict[str, Any], path: Path, imap: ImapSettings | None,
+                    account: str) -> OAuth2Settings | None:
+        if "oauth2" not in data:
+            return None
+        if data["oauth2"] is True:
+            if imap is None or imap.oauth2 is None:
+                self.error(path + ("oauth2",), "oauth2: true reuses the IMAP sign-in, but the account's imap "
+                                               "settings have no oauth2")
+                return None
+            return imap.oauth2
+        return self.oauth2(data["oauth2"], path + ("oauth2",), account)
+
+    def oauth2(self, data: dict[str, Any], path: Path, account: str) -> OAuth2Settings:
+        """The schema guarantees token_command or provider; the rest depends on which."""
+        provider = data.get("provider")
+        if "token_command" in data:
+            for key in (k for k in (*_PROVIDER_KEYS, "provider") if k in data):
+                self.error(path + (key,), f"{key} belongs to a built-in provider sign-in; "
+                                          "token_command gets its tokens elsewhere")
+        elif provider in ("google", "microsoft"):
+            if "client_id" not in data:
+                self.error(path, f"provider: {provider} needs the client_id of an application registered "
+                                 "with it (see docs/oauth2.md)")
+            for key in (k for k in _CUSTOM_ENDPOINTS if k in data):
+                self.error(path + (key,), f"{key} is for provider: custom; {provider}'s endpoints are built in")
+        elif provider == "custom":
+            self.check_custom(data, path)
+        if "tenant" in data and provider != "microsoft":
+            self.error(path + ("tenant",), "tenant is for provider: microsoft")
+        return OAuth2Settings(
+            account=account,
+            token_command=data.get("token_command"),
+            provider=provider,
+            client_id=data.get("client_id"),
+            client_secret_command=data.get("client_secret_command"),
+            tenant=data.get("tenant", "common"),
+            scopes=tuple(data.get("scopes", ())),
+            authorization_url=data.get("authorization_url"),
+            device_authorization_url=data.get("device_authorization_url"),
+            token_url=data.get("token_url"),
+            loc=self.locs.key(path),
+        )
+
+    def check_custom(self, data: dict[str, Any], path: Path) -> None:
+        for key in ("client_id", "token_url"):
+            if key not in data:
+                self.error(path, f"provider: custom needs {key}")
+        if "authorization_url" not in data and "device_authorization_url" not in data:
+            self.error(path, "provider: custom needs authorization_url (loopback sign-in) "
+                             "or device_authorization_url (device code)")
+        for key in (k for k in _CUSTOM_ENDPOINTS if k in data):
+            host = urlsplit(data[key]).hostname or ""
+            if data[key].lower().startswith("http:") and not is_loopback(host):
+                self.error(path + (key,), f"{key} must be https:// (client secrets and tokens cross it); "
+                                          "plain http is allowed only to loopback")
 
     def secret(self, data: dict[str, Any], path: Path) -> SecretSource | None:
         given = [key for key in _SECRET_KEYS if key in data]
@@ -258,29 +357,39 @@ def _env_password(source: SecretSource) -> str:
 
 
 def _command_password(source: SecretSource, timeout: float) -> str:
+    return run_secret_command(source.reference, "password_command", str(source.loc), timeout=timeout, noun="password")
+
+
+def run_secret_command(command: str, what: str, where: str, *, timeout: float = PASSWORD_COMMAND_TIMEOUT,
+                       error: type[MailrulesError] = UsageError, noun: str = "secret") -> str:
+    """The first line ``command`` prints, run without a shell; ``error`` says why there is none.
+
+    ``what`` names the setting (``password_command``, ``token_command``) and ``where`` the
+    place or account in the messages, which never contain the command's output.
+    """
     try:
-        argv = shlex.split(source.reference)
+        argv = shlex.split(command)
     except ValueError as exc:
-        raise UsageError(f"{source.loc}: cannot split password_command into words: {exc}") from None
+        raise error(f"{where}: cannot split {what} into words: {exc}") from None
     if not argv:
-        raise UsageError(f"{source.loc}: password_command is empty")
+        raise error(f"{where}: {what} is empty")
     try:
         completed = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
-        raise UsageError(f"{source.loc}: password_command {argv[0]!r} did not finish within {timeout:g} s") from None
+        raise error(f"{where}: {what} {argv[0]!r} did not finish within {timeout:g} s") from None
     except OSError as exc:
-        raise UsageError(f"{source.loc}: cannot run password_command {argv[0]!r}: {exc.strerror or exc}") from None
+        raise error(f"{where}: cannot run {what} {argv[0]!r}: {exc.strerror or exc}") from None
     if completed.returncode != 0:
         detail = _first_line(completed.stderr)
-        raise UsageError(
-            f"{source.loc}: password_command {argv[0]!r} failed with exit status {completed.returncode}"
+        raise error(
+            f"{where}: {what} {argv[0]!r} failed with exit status {completed.returncode}"
             + (f": {detail}" if detail else "")
         )
-    # Like isync's PassCmd, the first line is the password: `pass` prints metadata below it.
-    password = _first_line(completed.stdout, limit=None)
-    if not password:
-        raise UsageError(f"{source.loc}: password_command {argv[0]!r} printed no password")
-    return password
+    # Like isync's PassCmd, the first line is the secret: `pass` prints metadata below it.
+    secret = _first_line(completed.stdout, limit=None)
+    if not secret:
+        raise error(f"{where}: {what} {argv[0]!r} printed no {noun}")
+    return secret
 
 
 def _first_line(output: bytes, limit: int | None = 200) -> str:

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from mailrules.accounts import Accounts
 
 FORMAT = 2
-BUILDERS = ("model.py", "parse.py", "loader.py", "yamlsrc.py", "units.py", "templates.py", "reply.py", "cache.py")
+BUILDERS = ("model.py", "parse.py", "loader.py", "yamlsrc.py", "units.py", "templates.py", "reply.py", "cache.py",
+            "accounts.py")
 
 
 @dataclass(frozen=True, slots=True)

@@ -107,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("plan", "run"):
         _add_mailbox_command(commands, name)
     _add_history(commands)
+    _add_auth(commands)
     return parser
 
 
@@ -329,3 +330,32 @@ def _run_id(text: str) -> int:
         return int(text.removeprefix("#"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a run number like 12") from None
+
+
+# ---------------------------------------------------------------- auth
+
+
+def _add_auth(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cmd = commands.add_parser("auth", help="sign an oauth2 account in once (device code or browser); "
+                                           "later runs refresh the token silently")
+    cmd.add_argument("account", help="account name from the accounts file")
+    cmd.add_argument("--accounts", help="accounts file (default ~/.config/mailrules/accounts.yaml)")
+    cmd.add_argument("--state", help="state database whose directory holds the token file when there is no "
+                                     "system keyring (default ~/.local/state/mailrules/state.sqlite3)")
+    cmd.set_defaults(handler=_auth)
+
+
+def _auth(args: argparse.Namespace, out: TextIO) -> int:
+    from pathlib import Path
+
+    from mailrules.accounts import load_accounts
+    from mailrules.oauth.grants import authorize, check_imap_sign_in
+    from mailrules.state import default_state_path
+
+    account = load_accounts(args.accounts).pick(args.account)
+    state_dir = (Path(args.state) if args.state else default_state_path()).parent
+    done = authorize(account, state_dir, out)
+    print(f"account {done.account!r} is signed in; its refresh token is stored in {done.stored_in}", file=out)
+    if account.imap is not None and account.imap.oauth2 is not None:
+        check_imap_sign_in(account, state_dir, out)
+    return 0

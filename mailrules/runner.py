@@ -58,7 +58,7 @@ def run_request(request: RunRequest, out: TextIO) -> int:
         stack.callback(state.close)
         if not request.dry_run:
             stack.enter_context(_lock(state, account.name))
-        mailbox = open_mailbox(account, request.verbose)
+        mailbox = open_mailbox(account, request.verbose, state_path.parent)
         stack.callback(mailbox.close)
         return _plan_and_maybe_run(request, ruleset, account, mailbox, state, out)
 
@@ -96,7 +96,8 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
     journal.begin(plan)
     progress = TerminalProgress.if_terminal()
     try:
-        report = execute_plan(plan, mailbox, journal, sender=_sender(account), progress=progress)
+        sender = _sender(account, _state_path(request).parent)
+        report = execute_plan(plan, mailbox, journal, sender=sender, progress=progress)
     except BaseException as exc:
         journal.finish("failed", _run_summary(plan, error=str(exc), exit_code=_exit_code(exc),
                                                 warnings=late_duplicates))
@@ -201,7 +202,7 @@ def _account(request: RunRequest, ruleset: RuleSet, cache_dir: Path) -> Account:
     return load_accounts_cached(request.accounts_file, cache_dir).pick(named)
 
 
-def open_mailbox(account: Account, verbose: int) -> Mailbox:
+def open_mailbox(account: Account, verbose: int, state_dir: Path | None = None) -> Mailbox:
     if account.maildir is not None:
         from mailrules.backends.maildir import MaildirMailbox
 
@@ -213,20 +214,38 @@ def open_mailbox(account: Account, verbose: int) -> Mailbox:
 
     settings = account.imap
     trace = (lambda line: print(f"imap> {line}", file=sys.stderr)) if verbose else None
+    if settings.oauth2 is not None:
+        from mailrules.oauth.tokens import token_source
+
+        tokens = token_source(settings.oauth2, state_dir or _state_path_default().parent)
+        return ImapMailbox(host=settings.host, port=settings.port, tls=settings.tls, username=settings.username,
+                           oauth2=tokens, ca_file=settings.ca_file, trace=trace)
     return ImapMailbox(host=settings.host, port=settings.port, tls=settings.tls, username=settings.username,
                        password=resolve_password(settings), ca_file=settings.ca_file, trace=trace)
 
 
-def _sender(account: Account):  # type: ignore[no-untyped-def]
+def _sender(account: Account, state_dir: Path | None = None):  # type: ignore[no-untyped-def]
     if account.smtp is None:
         return None
     from mailrules.accounts import resolve_password
     from mailrules.smtp import SmtpSender
 
     smtp = account.smtp
+    if smtp.oauth2 is not None:
+        from mailrules.oauth.tokens import token_source
+
+        tokens = token_source(smtp.oauth2, state_dir or _state_path_default().parent)
+        return SmtpSender(host=smtp.host, port=smtp.port, tls=smtp.tls, username=smtp.username, oauth2=tokens,
+                          ca_file=smtp.ca_file)
     password = resolve_password(smtp) if smtp.username else None
     return SmtpSender(host=smtp.host, port=smtp.port, tls=smtp.tls, username=smtp.username, password=password,
                       ca_file=getattr(smtp, "ca_file", None))
+
+
+def _state_path_default() -> Path:
+    from mailrules.state import default_state_path
+
+    return default_state_path()
 
 
 def _state_path(request: RunRequest) -> Path:

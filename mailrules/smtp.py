@@ -10,11 +10,12 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from mailrules.backends.base import Mailbox
-from mailrules.errors import BackendError, SendRefused
+from mailrules.errors import AuthenticationFailed, BackendError, SendRefused
 from mailrules.plan import Send
 from mailrules.reply import redirected_bytes
 
@@ -30,6 +31,7 @@ class SmtpSender:
     password: str | None = field(default=None, repr=False)
     ca_file: str | None = None
     timeout: float = TIMEOUT
+    oauth2: Callable[[], str] | None = field(default=None, repr=False)  # access tokens instead of a password
     _connection: smtplib.SMTP | None = field(default=None, init=False, repr=False)
 
     def send(self, send: Send, mailbox: Mailbox) -> None:
@@ -106,7 +108,9 @@ class SmtpSender:
                 connection = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
                 if self.tls == "starttls":
                     self._starttls(connection, context)
-            if self.username:
+            if self.username and self.oauth2 is not None:
+                self._oauth2_login(connection)
+            elif self.username:
                 connection.login(self.username, self.password or "")
         except smtplib.SMTPAuthenticationError:
             raise BackendError(f"SMTP server {self.host}:{self.port} refused the login of {self.username!r}") from None
@@ -114,6 +118,29 @@ class SmtpSender:
             raise BackendError(f"can't connect to SMTP server {self.host}:{self.port}: {_describe(exc)}") from None
         self._connection = connection
         return connection
+
+    def _oauth2_login(self, connection: smtplib.SMTP) -> None:
+        """AUTH XOAUTH2 / OAUTHBEARER, whichever the server offers; a refusal says what its challenge said."""
+        from mailrules.oauth.sasl import SaslExchange, choose_mechanism, initial_response
+
+        assert self.oauth2 is not None and self.username is not None
+        connection.ehlo_or_helo_if_needed()
+        offered = connection.esmtp_features.get("auth", "").split()
+        mechanism = choose_mechanism(offered)
+        where = f"SMTP server {self.host}:{self.port}"
+        if mechanism is None:
+            connection.close()
+            raise AuthenticationFailed(f"{where} offers neither AUTH OAUTHBEARER nor AUTH XOAUTH2 (it offers "
+                                       f"{' '.join(offered) or 'no AUTH'}), so OAuth2 sign-in is impossible there")
+        exchange = SaslExchange(mechanism, initial_response(mechanism, self.username, self.oauth2(),
+                                                            self.host, self.port))
+        try:
+            connection.auth(mechanism, exchange.smtp, initial_response_ok=True)
+        except smtplib.SMTPAuthenticationError as exc:
+            connection.close()
+            reason = exchange.refusal or _describe(exc)
+            raise AuthenticationFailed(f"{where} refused the OAuth2 sign-in of {self.username!r} "
+                                       f"({mechanism}): {reason}") from None
 
     def _starttls(self, connection: smtplib.SMTP, context: ssl.SSLContext) -> None:
         connection.ehlo()

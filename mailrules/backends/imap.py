@@ -71,7 +71,8 @@ class ImapMailbox:
     supports_keywords = True
 
     def __init__(self, host: str, port: int | None = None, *, tls: TlsMode = "ssl", username: str,
-                 password: str, ca_file: str | None = None, timeout: float = 60.0, trace: Trace | None = None):
+                 password: str = "", ca_file: str | None = None, timeout: float = 60.0, trace: Trace | None = None,
+                 oauth2: Callable[[], str] | None = None):
         if tls not in DEFAULT_PORTS:
             raise ValueError(f"tls must be one of {sorted(DEFAULT_PORTS)}, not {tls!r}")
         self.host = host
@@ -79,6 +80,7 @@ class ImapMailbox:
         self.tls = tls
         self.username = username
         self._password = password
+        self._oauth2 = oauth2  # gives an access token at each login; then no password is used
         self.ca_file = ca_file
         self.timeout = timeout
         self._trace = trace
@@ -182,8 +184,11 @@ class ImapMailbox:
             try:
                 if self.tls == "starttls":
                     self._starttls(client, context)
-                self._emit(f"LOGIN {self.username} ****")
-                client.login(self.username, self._password)
+                if self._oauth2 is not None:
+                    self._oauth2_login(client)
+                else:
+                    self._emit(f"LOGIN {self.username} ****")
+                    client.login(self.username, self._password)
                 self._capabilities = frozenset(cap.decode("ascii").upper() for cap in client.capabilities())
             except BaseException:
                 _shutdown(client)
@@ -191,6 +196,31 @@ class ImapMailbox:
         client.normalise_times = False  # keep INTERNALDATE's zone: age tests need aware datetimes
         self._line_budget = DOVECOT_LINE if b"dovecot" in (client.welcome or b"").lower() else PORTABLE_LINE
         return client
+
+    def _oauth2_login(self, client: IMAPClient) -> None:
+        """AUTHENTICATE with the mechanism the server offers; a refusal says what its challenge said."""
+        from mailrules.oauth.sasl import SaslExchange, choose_mechanism, initial_response
+
+        assert self._oauth2 is not None
+        offered = [cap.decode("ascii", "replace") for cap in client.capabilities()]
+        mechanism = choose_mechanism(offered)
+        where = f"{self.host}:{self.port}"
+        if mechanism is None:
+            auth = " ".join(cap for cap in offered if cap.upper().startswith("AUTH=")) or "none"
+            raise AuthenticationFailed(f"IMAP server {where} offers neither AUTH=OAUTHBEARER nor AUTH=XOAUTH2 "
+                                       f"(it offers {auth}), so OAuth2 sign-in is impossible there")
+        exchange = SaslExchange(mechanism, initial_response(mechanism, self.username, self._oauth2(),
+                                                            self.host, self.port))
+        self._emit(f"AUTHENTICATE {mechanism} ****")
+        try:
+            client._imap.authenticate(mechanism, exchange)
+        except imaplib.IMAP4.error as exc:
+            if isinstance(exc, imaplib.IMAP4.abort):
+                raise
+            text = server_text(exc)
+            # [UNAVAILABLE] and the like stay transient: the server could not check the token now.
+            raise login_error(f"IMAP server {where} refused the OAuth2 sign-in of {self.username} "
+                              f"({mechanism}): {exchange.refusal or text or 'refused'}", text) from None
 
     def _uid_sets(self, uids: Sequence[int]) -> list[str]:
         return uid_ranges(uids, max_chars=self._line_budget)

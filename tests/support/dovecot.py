@@ -113,19 +113,22 @@ class Dovecot:
     prefix) to their RFC 6154 attribute, ``{"Deleted Items": "\\Trash"}``.
     ``capability`` replaces the post-login CAPABILITY list (``imap_capability``), e.g. to
     test a server without MOVE.  ``tls`` adds an imaps listener and STARTTLS with a
-    self-signed certificate for 127.0.0.1 (``cert_path`` is its CA file).
+    self-signed certificate for 127.0.0.1 (``cert_path`` is its CA file).  ``extra_config``
+    is appended to the generated configuration (later settings override earlier ones;
+    another ``passdb`` block is consulted after the passwd-file one).
     """
 
     _serial = itertools.count(1)
     _mail_serial = itertools.count(1)
 
     def __init__(self, *, capability: str | None = None, tls: bool = False, separator: str = "/",
-                 prefix: str = "", special_use: dict[str, str] | None = None):
+                 prefix: str = "", special_use: dict[str, str] | None = None, extra_config: str = ""):
         self.capability = capability
         self.tls = tls
         self.separator = separator
         self.prefix = prefix
         self.special_use = dict(DEFAULT_SPECIAL_USE if special_use is None else special_use)
+        self.extra_config = extra_config
         # Not under pytest's tmp dir: that is 0700 root and the mail user must traverse it.
         self.root = Path(tempfile.mkdtemp(prefix="mailrules-dovecot-"))
         self.root.chmod(0o755)
@@ -285,7 +288,7 @@ service imap-login {{
     {imaps}
   }}
 }}
-"""
+{self.extra_config}"""
 
     def _special_use_config(self) -> str:
         return "".join(f'  mailbox "{name}" {{\n    auto = no\n    special_use = {use}\n  }}\n'
