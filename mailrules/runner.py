@@ -58,6 +58,9 @@ def run_request(request: RunRequest, out: TextIO) -> int:
         stack.callback(state.close)
         if not request.dry_run:
             stack.enter_context(_lock(state, account.name))
+            note = stack.enter_context(_mailbox_lock(state, account))
+            if note:
+                print(f"note: {note}", file=sys.stderr)
         mailbox = open_mailbox(account, request.verbose, state_path.parent)
         stack.callback(mailbox.close)
         return _plan_and_maybe_run(request, ruleset, account, mailbox, state, out)
@@ -264,6 +267,18 @@ def _lock(state: State, account: str):  # type: ignore[no-untyped-def]
     from mailrules.lock import account_lock
 
     return account_lock(state.path.parent, account)
+
+
+def _mailbox_lock(state: State, account: Account):  # type: ignore[no-untyped-def]
+    from mailrules.lock import imap_identity, mailbox_lock, maildir_identity
+
+    if account.maildir is not None:
+        identity = maildir_identity(account.maildir)
+    elif account.imap is not None:
+        identity = imap_identity(account.imap.host, account.imap.port, account.imap.username)
+    else:
+        raise UsageError(f"account {account.name!r} has neither imap nor maildir settings")
+    return mailbox_lock(identity, state.path)
 
 
 class TerminalProgress:

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from mailrules.lock import LOCK_DIR_ENV
 from tests.support.cyrus import DEBIAN_DEFAULT, UPSTREAM_DEFAULT, Cyrus, require_cyrus
 from tests.support.dovecot import Dovecot, User, require_dovecot
 from tests.support.servers import Account, ServerUnderTest, cyrus_accounts, dovecot_accounts
@@ -79,6 +80,14 @@ def _guarded_start(marker: str, start: Callable[..., Any]) -> Callable[..., Any]
 
     guarded._marker_guard = True  # type: ignore[attr-defined]
     return guarded
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_lock_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Mailbox locks and owner files of this session only: a later session reuses ports and user names."""
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv(LOCK_DIR_ENV, str(tmp_path_factory.mktemp("locks")))
+        yield
 
 
 @pytest.fixture(scope="session")
