@@ -27,6 +27,35 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+REDACTED = "****"
+# Every secret this process holds (passwords, tokens), in every form a server might echo
+# it back.  Process-wide on purpose: whatever text reaches the user or the journal,
+# from whichever layer, goes through ``redact`` first.
+_secrets: set[str] = set()
+
+
+def register_secret(secret: str | bytes | None) -> None:
+    """Never show ``secret``: as written, as an IMAP quoted string, or inside a ``b'...'`` repr."""
+    if not secret:
+        return
+    text = secret.decode("utf-8", "replace") if isinstance(secret, bytes) else secret
+    quoted = text.replace("\\", "\\\\").replace('"', '\\"')
+    as_bytes = repr(text.encode("utf-8"))[2:-1]
+    _secrets.update(form for form in (text, quoted, as_bytes) if form)
+
+
+def redact(text: str) -> str:
+    """``text`` with every registered secret replaced by ``****``, longest forms first.
+
+    >>> register_secret('pa"ss')
+    >>> redact('a001 NO LOGIN me "pa\\"ss" failed')
+    'a001 NO LOGIN me "****" failed'
+    """
+    for secret in sorted(_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
 
 @dataclass(frozen=True, slots=True, order=True)
 class Loc:

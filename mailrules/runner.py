@@ -102,8 +102,7 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
         sender = _sender(account, _state_path(request).parent)
         report = execute_plan(plan, mailbox, journal, sender=sender, progress=progress)
     except BaseException as exc:
-        journal.finish("failed", _run_summary(plan, error=str(exc), exit_code=_exit_code(exc),
-                                                warnings=late_duplicates))
+        _record_end(journal, plan, exc, late_duplicates)
         raise
     finally:
         if progress is not None:
@@ -115,6 +114,19 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
     if request.quiet:
         return _print_quiet_report(report, account.name, out)
     return _print_report(report, plan, request.as_json, out)
+
+
+def _record_end(journal: StateJournal, plan: Plan, exc: BaseException, warnings: list[str]) -> None:
+    """Mark the run interrupted or failed in its history; a state store that fails again
+    (a full disk stays full) must not hide the error that ended the run."""
+    from mailrules.errors import MailrulesError, redact
+
+    status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+    error = redact(str(exc)) if not isinstance(exc, KeyboardInterrupt) else "interrupted by a signal"
+    try:
+        journal.finish(status, _run_summary(plan, error=error, exit_code=_exit_code(exc), warnings=warnings))
+    except MailrulesError:
+        pass
 
 
 def make_plan(request: RunRequest, ruleset: RuleSet, account: Account, mailbox: Mailbox, state: State) -> Plan:
@@ -161,7 +173,7 @@ def _exit_code(exc: BaseException) -> int:
 
     if isinstance(exc, MailrulesError):
         return exc.exit_code
-    return 130 if isinstance(exc, KeyboardInterrupt) else 70
+    return 128 + getattr(exc, "signal_number", 2) if isinstance(exc, KeyboardInterrupt) else 70
 
 
 def _print_quiet_report(report, account: str, out: TextIO) -> int:  # type: ignore[no-untyped-def]
@@ -409,7 +421,9 @@ class StateJournal:
         self.state.mark_done(op_id, result)
 
     def failed(self, op_id: int, error: str) -> None:
-        self.state.mark_failed(op_id, error)
+        from mailrules.errors import redact
+
+        self.state.mark_failed(op_id, redact(error))
 
     def record_copies(self, folder: str, uidvalidity: int, pairs) -> None:  # type: ignore[no-untyped-def]
         self.state.record_applied(self.account, folder, uidvalidity,

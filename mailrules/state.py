@@ -22,6 +22,7 @@ each migration step upgrades it by one.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import sqlite3
@@ -32,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
-from mailrules.errors import StateStoreError, UsageError
+from mailrules.errors import MailrulesError, StateStoreError, UsageError
 from mailrules.uidset import parse_uid_set, uid_set
 
 KINDS = frozenset({"flag", "unflag", "copy", "move", "trash", "delete", "reply", "redirect"})
@@ -201,10 +202,10 @@ class AppliedAction(NamedTuple):
 class State:
     """The state database.  One instance per process; every write is its own transaction."""
 
-    def __init__(self, path: Path | str | None = None, *, clock: Clock | None = None):
+    def __init__(self, path: Path | str | None = None, *, clock: Clock | None = None, timeout: float = 30.0):
         self.path = Path(path) if path is not None else default_state_path()
         self._clock = clock or (lambda: datetime.now(timezone.utc))
-        self._db = _open(self.path)
+        self._db = _open(self.path, timeout)
 
     def __enter__(self) -> State:
         return self
@@ -213,7 +214,10 @@ class State:
         self.close()
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            self._db.close()
+        except sqlite3.Error:  # a checkpoint that can't run now runs on the next open; nothing is lost
+            pass
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -222,12 +226,12 @@ class State:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                _rollback(self._db)
                 raise
-            self._db.execute("COMMIT")
-        except sqlite3.OperationalError as exc:  # disk full, read-only, locked past the timeout
-            raise StateStoreError(f"can't write the state file {self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from exc
 
     def _now(self) -> str:
         return _stamp(self._clock())
@@ -436,12 +440,12 @@ def _forget_prints(db: sqlite3.Connection, op_id: int) -> None:
 # ---------------------------------------------------------------- opening and migrating
 
 
-def _open(path: Path) -> sqlite3.Connection:
+def _open(path: Path, timeout: float) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fresh = not path.exists()
         with ExitStack() as on_failure:
-            db = sqlite3.connect(path, timeout=30, isolation_level=None)
+            db = sqlite3.connect(path, timeout=timeout, isolation_level=None)
             on_failure.callback(db.close)
             if fresh:
                 path.chmod(0o600)  # it names the people who wrote to you
@@ -450,9 +454,82 @@ def _open(path: Path) -> sqlite3.Connection:
             db.execute("PRAGMA foreign_keys = ON")
             _migrate(db, path)
             on_failure.pop_all()
-    except (sqlite3.DatabaseError, OSError) as exc:
-        raise StateStoreError(f"can't use the state file {path}: {exc}; move it away to start afresh") from exc
+    except (sqlite3.Error, OSError) as exc:
+        raise store_error(path, exc) from exc
     return db
+
+
+# What each fault needs from the user.  None of them asks to delete the file: its journal
+# is what lets the next run settle an interrupted one without repeating anything.
+_FULL = "free some space there and run again; the journal in it is kept and the next run settles what this one left"
+_READ_ONLY = ("make the file and its directory writable by this user (or remount them read-write) and run again; "
+              "keep the file where it is, its journal tells the next run what this one did")
+_LOCKED = ("another program holds it locked (an open sqlite3 shell, a backup or a sync tool?); "
+           "close that and run again")
+_SQLITE_FAULTS = {"SQLITE_FULL": ("the disk holding it is full", _FULL),
+                  "SQLITE_READONLY": ("it can't be written", _READ_ONLY),
+                  "SQLITE_PERM": ("it can't be written", _READ_ONLY),
+                  "SQLITE_CANTOPEN": ("it can't be opened or created", _READ_ONLY),
+                  "SQLITE_BUSY": ("it stayed locked", _LOCKED),
+                  "SQLITE_LOCKED": ("it stayed locked", _LOCKED)}
+_OS_FAULTS = {errno.ENOSPC: ("the disk holding it is full", _FULL),
+              errno.EDQUOT: ("the disk quota is used up", _FULL),
+              errno.EROFS: ("it is on a read-only file system", _READ_ONLY),
+              errno.EACCES: ("it can't be written", _READ_ONLY),
+              errno.EPERM: ("it can't be written", _READ_ONLY)}
+
+
+def store_error(path: Path, exc: sqlite3.Error | OSError) -> MailrulesError:
+    """The error a user sees for a state file that can't be used: what went wrong and what to do.
+
+    Every one is a ``StateStoreError`` (exit 6: fix it, then run); only a file that is not
+    (or no longer) a database may be moved aside, never a sound one.
+    """
+    detail = str(exc.strerror or exc) if isinstance(exc, OSError) else str(exc)
+    # The file system's own state first: SQLite often says only "disk I/O error" or
+    # "unable to open database file" when the disk is full or mounted read-only.
+    fault = _disk_fault(path)
+    if fault is None and isinstance(exc, OSError):
+        fault = _OS_FAULTS.get(exc.errno or 0)
+    elif fault is None:
+        fault = _SQLITE_FAULTS.get(_base_code_name(exc))
+    if fault is not None:
+        what, todo = fault
+        return StateStoreError(f"can't write the state file {path}: {what} ({detail}); {todo}")
+    if isinstance(exc, sqlite3.DatabaseError) and _base_code_name(exc) in ("SQLITE_NOTADB", "SQLITE_CORRUPT", ""):
+        return StateStoreError(f"can't use the state file {path}: {detail}; it is not a mailrules state database "
+                               "(or it is damaged): point --state at the right file, or move this one aside "
+                               "(keep it) to start afresh")
+    return StateStoreError(f"can't use the state file {path}: {detail}; fix that and run again, keeping the file")
+
+
+def _disk_fault(path: Path) -> tuple[str, str] | None:
+    """What the file system says when SQLite reports only "disk I/O error" (a full tmpfs, say)."""
+    existing = next((parent for parent in (path, *path.parents) if parent.exists()), None)
+    try:
+        disk = os.statvfs(existing or ".")
+    except OSError:
+        return None
+    if disk.f_flag & os.ST_RDONLY:
+        return _OS_FAULTS[errno.EROFS]
+    if disk.f_bavail == 0 or (disk.f_files and disk.f_favail == 0):
+        return _OS_FAULTS[errno.ENOSPC]
+    return None
+
+
+def _base_code_name(exc: sqlite3.Error) -> str:
+    """``SQLITE_READONLY`` for ``SQLITE_READONLY_DIRECTORY`` and the like; ``""`` when unknown."""
+    name = getattr(exc, "sqlite_errorname", None) or ""
+    return "_".join(name.split("_")[:2])
+
+
+def _rollback(db: sqlite3.Connection) -> None:
+    """Undo an open transaction; after a failed COMMIT SQLite may already have rolled it back."""
+    if db.in_transaction:
+        try:
+            db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
 
 def _migrate(db: sqlite3.Connection, path: Path) -> None:
@@ -466,10 +543,10 @@ def _migrate(db: sqlite3.Connection, path: Path) -> None:
             for statement in filter(str.strip, script.split(";")):
                 db.execute(statement)
             db.execute(f"PRAGMA user_version = {number}")
+            db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            _rollback(db)
             raise
-        db.execute("COMMIT")
 
 
 # ---------------------------------------------------------------- row conversion
