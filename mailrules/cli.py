@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TextIO
 
-from mailrules.errors import MailrulesError, RuleFileError, UsageError
+from mailrules.errors import MailrulesError, RuleFileError, UsageError, redact
 
 
 # C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides: a
@@ -57,7 +57,9 @@ class _Printable(io.TextIOBase):
         self._stream = stream
 
     def write(self, text: str) -> int:
-        return self._stream.write(printable(text))
+        # Every line shown goes through here, so a password a server echoed back in an
+        # error, a trace or a notice is redacted whichever layer passed it on.
+        return self._stream.write(printable(redact(text)))
 
     def flush(self) -> None:
         self._stream.flush()

@@ -35,13 +35,13 @@ _secrets: set[str] = set()
 
 
 def register_secret(secret: str | bytes | None) -> None:
-    """Never show ``secret``: as written, as an IMAP quoted string, or inside a ``b'...'`` repr."""
+    """Never show ``secret``: as written, as an IMAP quoted string, or either inside a ``b'...'`` repr."""
     if not secret:
         return
     text = secret.decode("utf-8", "replace") if isinstance(secret, bytes) else secret
     quoted = text.replace("\\", "\\\\").replace('"', '\\"')
-    as_bytes = repr(text.encode("utf-8"))[2:-1]
-    _secrets.update(form for form in (text, quoted, as_bytes) if form)
+    forms = {text, quoted}
+    _secrets.update(form for form in forms | {repr(form.encode("utf-8"))[2:-1] for form in forms} if form)
 
 
 def redact(text: str) -> str:

@@ -253,6 +253,9 @@ def _sender(account: Account, state_dir: Path | None = None):  # type: ignore[no
         return SmtpSender(host=smtp.host, port=smtp.port, tls=smtp.tls, username=smtp.username, oauth2=tokens,
                           ca_file=smtp.ca_file)
     password = resolve_password(smtp) if smtp.username else None
+    from mailrules.errors import register_secret
+
+    register_secret(password)
     return SmtpSender(host=smtp.host, port=smtp.port, tls=smtp.tls, username=smtp.username, password=password,
                       ca_file=getattr(smtp, "ca_file", None))
 

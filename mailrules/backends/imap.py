@@ -17,6 +17,7 @@ level down (its ``_raw_command_untagged`` and imaplib's ``untagged_responses``):
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import re
 import socket
@@ -28,7 +29,8 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from mailrules.backends.base import CopyResult, FetchNeeds, FolderStatus
 from mailrules.errors import (AuthenticationFailed, BackendError, CapabilityError, ConfigurationError, ConnectionLost,
-                              FolderRefused, MessagesVanished, MissingFolder)
+                              FolderRefused, MessagesVanished, MissingFolder,
+                              redact, register_secret)
 from mailrules.folders import RULE_DELIMITER, SPECIAL_USES, FolderNames
 from mailrules.uidset import batched, parse_uid_set, uid_ranges
 
@@ -81,6 +83,7 @@ class ImapMailbox:
         self.username = username
         self._password = password
         self._oauth2 = oauth2  # gives an access token at each login; then no password is used
+        register_secret(password)  # servers may echo it back in an error
         self.ca_file = ca_file
         self.timeout = timeout
         self._trace = trace
@@ -209,8 +212,11 @@ class ImapMailbox:
             auth = " ".join(cap for cap in offered if cap.upper().startswith("AUTH=")) or "none"
             raise AuthenticationFailed(f"IMAP server {where} offers neither AUTH=OAUTHBEARER nor AUTH=XOAUTH2 "
                                        f"(it offers {auth}), so OAuth2 sign-in is impossible there")
-        exchange = SaslExchange(mechanism, initial_response(mechanism, self.username, self._oauth2(),
-                                                            self.host, self.port))
+        token = self._oauth2()
+        response = initial_response(mechanism, self.username, token, self.host, self.port)
+        for secret in (token, response, base64.b64encode(response)):
+            register_secret(secret)  # as given, and as it goes over the wire
+        exchange = SaslExchange(mechanism, response)
         self._emit(f"AUTHENTICATE {mechanism} ****")
         try:
             client._imap.authenticate(mechanism, exchange)
@@ -517,7 +523,7 @@ class _ErrorMap:
         if isinstance(exc, _DROPPED):
             reason = "no answer in time" if isinstance(exc, socket.timeout) else (str(exc) or type(exc).__name__)
             return ConnectionLost(f"connection to {where} lost: {reason}", folder=self.folder, command=self.command)
-        text = server_text(exc)
+        text = redact(server_text(exc))
         if "[TRYCREATE]" in text.upper():  # RFC 3501 §6.4.7: the destination doesn't exist
             return MissingFolder(f"{where} refused: {text}", folder=self.folder, command=self.command)
         if "[EXPUNGEISSUED]" in text.upper():  # another session expunged some of the UIDs we named
@@ -532,10 +538,10 @@ class _ErrorMap:
 
         if isinstance(exc, LoginError) and isinstance(exc.__context__, _DROPPED):
             # imapclient wraps a connection dropped during LOGIN in LoginError too
-            return BackendError(f"connection to {where} lost during login: {server_text(exc.__context__)}")
+            return BackendError(f"connection to {where} lost during login: {redact(server_text(exc.__context__))}")
         if isinstance(exc, LoginError):
-            return login_error(f"login failed for user {self.mailbox.username} at {where}: {server_text(exc)}",
-                               server_text(exc))
+            text = redact(server_text(exc))
+            return login_error(f"login failed for user {self.mailbox.username} at {where}: {text}", text)
         if isinstance(exc, ssl.SSLError) and exc.reason == "WRONG_VERSION_NUMBER":
             return ConfigurationError(f"TLS handshake with {where} failed: the port does not speak TLS; "
                                       "check the account's port and tls (ssl or starttls)")
@@ -543,7 +549,7 @@ class _ErrorMap:
             return BackendError(f"TLS handshake with {where} failed: {exc.reason or exc}")
         if isinstance(exc, OSError):
             return BackendError(f"cannot connect to {where}: {exc.strerror or exc}")
-        return BackendError(f"cannot log in to {where}: {server_text(exc)}")
+        return BackendError(f"cannot log in to {where}: {redact(server_text(exc))}")
 
 
 def login_error(message: str, text: str) -> BackendError:
