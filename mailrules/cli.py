@@ -69,10 +69,24 @@ class _Printable(io.TextIOBase):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    with contextlib.redirect_stdout(_Printable(sys.stdout)), contextlib.redirect_stderr(_Printable(sys.stderr)):  # type: ignore[type-var]
-        return _dispatch(args)
+    from mailrules.signals import handled
+
+    with handled():  # first: a signal at any later moment ends in one line and its exit code
+        try:
+            parser = _parser()
+            args = parser.parse_args(argv)
+            with contextlib.redirect_stdout(_Printable(sys.stdout)), contextlib.redirect_stderr(_Printable(sys.stderr)):  # type: ignore[type-var]
+                return _dispatch(args)
+        except KeyboardInterrupt as exc:
+            return _interrupted(exc)
+
+
+def _interrupted(exc: KeyboardInterrupt) -> int:
+    from mailrules.errors import Interrupted
+
+    error = Interrupted(getattr(exc, "signal_number", 2))
+    print(f"mailrules: {error}", file=sys.stderr)
+    return error.exit_code
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -85,9 +99,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     except MailrulesError as exc:
         print(f"mailrules: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("mailrules: interrupted; run again to finish", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        return _interrupted(exc)
     except BrokenPipeError:
         return 0
     except Exception as exc:  # noqa: BLE001 - a bug must still end in one clear line, not a traceback

@@ -18,6 +18,7 @@
     │   └── NeedsConfirmation              too many deletions without --yes
     ├── LockHeld                   exit 5  another run holds the mailbox's lock
     └── Interrupted                exit 130 (SIGINT) / 143 (SIGTERM); the journal makes a re-run safe
+    Signalled (a KeyboardInterrupt)        what the signal handler raises; shown as Interrupted
 
 A cron wrapper retries on 3 and 5 and alerts on 2 and 6.
 """
@@ -170,6 +171,15 @@ class NeedsConfirmation(PlanRefused):
 
 class LockHeld(MailrulesError):
     exit_code = 5
+
+
+class Signalled(KeyboardInterrupt):
+    """Raised by the SIGINT/SIGTERM handler.  A KeyboardInterrupt, not an Exception, so that
+    no ``except Exception`` on the way out mistakes it for a failure to work around."""
+
+    def __init__(self, signal_number: int):
+        self.signal_number = signal_number
+        super().__init__(signal_number)
 
 
 class Interrupted(MailrulesError):

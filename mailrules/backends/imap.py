@@ -32,6 +32,7 @@ from mailrules.errors import (AuthenticationFailed, BackendError, CapabilityErro
                               FolderRefused, MessagesVanished, MissingFolder,
                               redact, register_secret)
 from mailrules.folders import RULE_DELIMITER, SPECIAL_USES, FolderNames
+from mailrules.signals import on_interrupt
 from mailrules.uidset import batched, parse_uid_set, uid_ranges
 
 if TYPE_CHECKING:
@@ -98,6 +99,7 @@ class ImapMailbox:
         self._selected_before_drop: tuple[str, bool] | None = None
         self._uidvalidity: int | None = None
         self._line_budget = PORTABLE_LINE  # raised at login when the server is Dovecot
+        self._unhook: Callable[[], None] = lambda: None
 
     def __repr__(self) -> str:
         return f"ImapMailbox({self.label!r}, tls={self.tls!r})"
@@ -113,6 +115,7 @@ class ImapMailbox:
     def connect(self) -> ImapMailbox:
         if self._client is None:
             self._client = self._login()
+            self._unhook = on_interrupt(lambda client=self._client: _cut(client))
         return self
 
     def reconnect(self) -> None:
@@ -123,6 +126,7 @@ class ImapMailbox:
     def close(self) -> None:
         client, self._client = self._client, None
         self._selected = None
+        self._unhook()
         if client is not None:
             self._emit("LOGOUT")
             try:
@@ -252,6 +256,7 @@ class ImapMailbox:
     def _drop(self) -> None:
         client, self._client = self._client, None
         self._selected = None
+        self._unhook()
         if client is not None:
             _shutdown(client)
 
@@ -942,6 +947,14 @@ def _with_copyuid(client: IMAPClient, call: Callable[[], object]) -> CopyResult:
     responses.pop("COPYUID", None)
     call()
     return parse_copyuid(responses.pop("COPYUID", []))
+
+
+def _cut(client: IMAPClient) -> None:
+    """Wake whatever thread waits on this connection: after a signal nothing more is read from it.
+
+    ``shutdown``, not ``close``: the file descriptor stays valid for the thread still using it.
+    """
+    client.socket().shutdown(socket.SHUT_RDWR)
 
 
 def _shutdown(client: IMAPClient) -> None:

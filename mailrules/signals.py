@@ -1,0 +1,68 @@
+"""SIGINT and SIGTERM: a run ends within moments, says so, and leaves nothing half-held.
+
+The first signal cuts every open server connection (so no thread stays blocked on a
+server that doesn't answer) and raises ``Signalled`` in the main thread, wherever it is.
+The journal already makes any moment safe to stop at — it is what a SIGKILL relies on —
+so the command in flight is abandoned rather than waited for; the ``finally`` blocks on
+the way out mark the run interrupted and release the locks.  A second signal during that
+clean-up ends the process at once.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+from mailrules.errors import Signalled
+
+HANDLED = (signal.SIGINT, signal.SIGTERM)
+Hook = Callable[[], None]
+
+_hooks: dict[int, Hook] = {}
+_received: list[int] = []
+
+
+def on_interrupt(hook: Hook) -> Callable[[], None]:
+    """Call ``hook`` (cut a connection, say) when a signal arrives; returns its removal."""
+    key = id(hook)
+    _hooks[key] = hook
+    return lambda: _hooks.pop(key, None) and None
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Handle SIGINT and SIGTERM for the ``with`` block, then put the previous handlers back.
+
+    Only the main thread can set handlers; elsewhere (a test running the command in a
+    thread) the block runs with whatever handlers the process has.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.getsignal(number) for number in HANDLED}
+    _received.clear()
+    for number in HANDLED:
+        signal.signal(number, _handler)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        _received.clear()
+
+
+def _handler(number: int, frame: FrameType | None) -> None:
+    if _received:
+        os.write(2, b"mailrules: interrupted again; stopping now\n")
+        os._exit(128 + number)
+    _received.append(number)
+    for hook in list(_hooks.values()):
+        try:
+            hook()
+        except Exception:  # a connection that is already gone needs no cutting
+            pass
+    raise Signalled(number)
