@@ -45,9 +45,12 @@ Trace = Callable[[str], None]
 T = TypeVar("T")
 
 # UIDs per FETCH: header blocks are small (~1 KB), whole messages may be large, and a
-# batch is held in memory until its response is complete.
+# batch is held in memory until its response is complete.  Whole messages are batched by
+# their RFC822.SIZE too, so memory follows bytes, not message counts: a batch holds at
+# most BODY_BATCH_BYTES, and a larger message is fetched on its own.
 HEADER_BATCH = 10_000
 BODY_BATCH = 500
+BODY_BATCH_BYTES = 32 * 1024 * 1024
 # RFC 7162 §4 asks clients to keep command lines near 8 KB; Dovecot accepts 64 KiB
 # (imap_max_line_length), and fewer, larger UID MOVE/STORE commands cost it far less.
 PORTABLE_LINE = 8_000
@@ -401,7 +404,7 @@ class ImapMailbox:
         may use the connection until the iteration ends (the planner doesn't).
         """
         items = fetch_items(needs)
-        batches = list(batched(uids, BODY_BATCH if needs.body else HEADER_BATCH))
+        batches = self._body_batches(uids) if needs.body else list(batched(uids, HEADER_BATCH))
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="mailrules-fetch") as worker:
             pending = worker.submit(self._fetch_batch, batches[0], items) if batches else None
             for index, batch in enumerate(batches):
@@ -410,9 +413,19 @@ class ImapMailbox:
                 if index + 1 < len(batches):
                     pending = worker.submit(self._fetch_batch, batches[index + 1], items)
                 for uid in batch:
-                    data = found.get(uid)
+                    data = found.pop(uid, None)  # released as soon as its message is done with
                     if data is not None and b"RFC822.SIZE" in data:  # not an unsolicited FLAGS update
                         yield uid, message_view(data, needs)
+                    del data
+
+    def _body_batches(self, uids: Sequence[int]) -> list[list[int]]:
+        """UIDs in batches of at most BODY_BATCH_BYTES, by the sizes the server reports first."""
+        sizes: dict[int, int] = {}
+        for batch in batched(uids, HEADER_BATCH):
+            for uid, data in self._fetch_batch(batch, ["UID", "RFC822.SIZE"]).items():
+                if b"RFC822.SIZE" in data:
+                    sizes[uid] = int(data[b"RFC822.SIZE"])
+        return size_batches([(uid, sizes[uid]) for uid in uids if uid in sizes], BODY_BATCH_BYTES, BODY_BATCH)
 
     def _fetch_batch(self, batch: Sequence[int], items: list[str]) -> dict[int, dict[bytes, Any]]:
         found: dict[int, dict[bytes, Any]] = {}
@@ -743,6 +756,31 @@ def _search_atom(item: object) -> bytes:
     if _ATOM.fullmatch(text) or _SEQUENCE_SET.fullmatch(text):
         return text.encode()
     return _quoted(text).encode()
+
+
+def size_batches(sized: Sequence[tuple[int, int]], max_bytes: int = BODY_BATCH_BYTES,
+                 max_count: int = BODY_BATCH) -> list[list[int]]:
+    """(uid, size) pairs in order, cut into batches of at most ``max_bytes`` and ``max_count``.
+
+    A message larger than ``max_bytes`` is a batch of its own; UIDs keep their order.
+
+    >>> size_batches([(1, 10), (2, 10), (3, 25), (4, 40), (5, 1)], max_bytes=30)
+    [[1, 2], [3], [4], [5]]
+    >>> size_batches([(1, 1), (2, 1), (3, 1)], max_bytes=30, max_count=2)
+    [[1, 2], [3]]
+    """
+    batches: list[list[int]] = []
+    current: list[int] = []
+    total = 0
+    for uid, size in sized:
+        if current and (total + size > max_bytes or len(current) >= max_count):
+            batches.append(current)
+            current, total = [], 0
+        current.append(uid)
+        total += size
+    if current:
+        batches.append(current)
+    return batches
 
 
 def fetch_items(needs: FetchNeeds) -> list[str]:

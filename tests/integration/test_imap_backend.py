@@ -432,3 +432,20 @@ def test_starttls_is_required_when_configured(dovecot: Dovecot, imap_user: User)
     with pytest.raises(BackendError, match="does not offer STARTTLS, which the account requires"):
         connect(imap_user, tls="starttls")
     assert list(imap_user.rawlog_dir.iterdir()) == []  # never logged in
+
+
+def test_whole_messages_are_fetched_in_batches_by_size(imap_user: User, dovecot: Dovecot,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import mailrules.backends.imap as imap
+
+    for number in range(5):
+        dovecot.deliver(imap_user, message(f"big {number}", body="x" * 3000 + "\r\n"))
+    monkeypatch.setattr(imap, "BODY_BATCH_BYTES", 7000)  # two of these messages a batch
+    commands: list[str] = []
+    with connect(imap_user, trace=commands.append) as box:
+        box.open_folder("INBOX", readonly=True)
+        uids = box.search([])
+        seen = [(uid, view.body_text().strip()[:3]) for uid, view in box.fetch(uids, FetchNeeds(body=True))]
+    assert seen == [(uid, "xxx") for uid in uids]
+    bodies = [line for line in commands if "BODY.PEEK[]" in line]
+    assert [line.split()[2] for line in bodies] == [f"{uids[0]}:{uids[1]}", f"{uids[2]}:{uids[3]}", str(uids[4])]
