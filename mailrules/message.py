@@ -17,6 +17,7 @@ import binascii
 import codecs
 import email
 import email.charset
+import email.parser
 import email.policy
 import functools
 import re
@@ -553,9 +554,59 @@ def _summarise_part_safely(part: Message, texts: list[str], warnings: list[str])
         return False
 
 
+# Above this size, parts that can't hold body text are left out before parsing: the
+# email parser needs about seven times a message's size while it reads it line by line.
+SLIM_ABOVE = 1024 * 1024
+_OPAQUE_KEPT = (b"text", b"multipart")
+
+
+def slim_mime(raw: bytes) -> bytes:
+    """``raw`` with the content of every part that can't hold body text left empty.
+
+    Such a part is an attachment or not text (an image, a PDF, an attached message: the
+    summary doesn't descend into those); its headers stay, so it is still recognised as
+    an attachment.  Everything else is kept byte for byte.  A structure this can't follow
+    is returned whole, for the parser to read as it always does.
+    """
+    try:
+        return _slim_entity(raw, 0)
+    except Exception:  # a damaged structure: the full parse reads it as best it can
+        return raw
+
+
+def _slim_entity(entity: bytes, depth: int) -> bytes:
+    header, body = split_header(entity)
+    headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(header)
+    maintype = headers.get_content_maintype().encode()
+    if headers.get_content_disposition() == "attachment" or maintype not in _OPAQUE_KEPT:
+        return entity[: len(entity) - len(body)]
+    boundary = headers.get_boundary()
+    if maintype != b"multipart" or not boundary or depth > 50:
+        return entity
+    return entity[: len(entity) - len(body)] + _slim_parts(body, boundary.encode("latin-1"), depth)
+
+
+def _slim_parts(body: bytes, boundary: bytes, depth: int) -> bytes:
+    delimiters = list(re.finditer(rb"^--" + re.escape(boundary) + rb"(--)?[ \t]*\r?$", body, re.MULTILINE))
+    out: list[bytes] = []
+    kept_to = 0
+    for opening, closing in zip(delimiters, delimiters[1:]):
+        if opening.group(1):  # the close delimiter: the epilogue follows
+            break
+        start = opening.end() + 1  # past the delimiter line's newline
+        end = closing.start()
+        end -= 2 if body[end - 2 : end] == b"\r\n" else 1  # that newline belongs to the next delimiter
+        if start > end:
+            continue
+        out += [body[kept_to:start], _slim_entity(body[start:end], depth + 1)]
+        kept_to = end
+    out.append(body[kept_to:])
+    return b"".join(out)
+
+
 def summarise_mime(raw: bytes, warnings: list[str]) -> MimeSummary:
     """The body text and attachment flag of a whole message, read as far as it can be."""
-    root = _parse_mime(raw, warnings)
+    root = _parse_mime(slim_mime(raw) if len(raw) > SLIM_ABOVE else raw, warnings)
     if root is None:  # read it as a reader without MIME support would: the body as plain text
         return MimeSummary(_unix_lines(_decode_text(split_header(raw)[1], None, warnings)), False)
     texts: list[str] = []
