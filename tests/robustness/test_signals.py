@@ -14,6 +14,7 @@ signal there is the interpreter's to handle.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -121,10 +122,11 @@ def assert_clean_stop(stopped: Stopped, number: int, *, may_finish: bool = False
 
 
 def statuses(ws: Workspace) -> list[str]:
-    done = subprocess.run([sys.executable, "-m", "mailrules", "history", "--state", str(ws.state)], cwd=REPO,
-                          capture_output=True, text=True, timeout=60)
+    """Each recorded run's status, newest first."""
+    done = subprocess.run([sys.executable, "-m", "mailrules", "history", "--json", "--state", str(ws.state)],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
-    return [line.split()[4] for line in done.stdout.splitlines() if line.strip() and line != "no runs recorded"]
+    return [run["status"] for run in json.loads(done.stdout)["runs"]]
 
 
 def finish(ws: Workspace, server: Dovecot, user: User) -> None:
