@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TextIO
 
-from mailrules.errors import MailrulesError, RuleFileError, UsageError, redact
+from mailrules.errors import MailrulesError, RuleFileError, UsageError, forget_secrets, redact
 
 
 # C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides: a
@@ -72,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mailrules.signals import handled
 
     with handled():  # first: a signal at any later moment ends in one line and its exit code
+        forget_secrets()
         try:
             parser = _parser()
             args = parser.parse_args(argv)

@@ -25,6 +25,7 @@ A cron wrapper retries on 3 and 5 and alerts on 2 and 6.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -45,16 +46,33 @@ def register_secret(secret: str | bytes | None) -> None:
     _secrets.update(form for form in forms | {repr(form.encode("utf-8"))[2:-1] for form in forms} if form)
 
 
+def forget_secrets() -> None:
+    """Start a new command: the secrets of an earlier one in this process are not its own."""
+    _secrets.clear()
+
+
+# A secret this short is also a common word or letter: it is redacted only standing alone,
+# so that "y" as a password doesn't turn every "y" of the output into stars.
+_SHORT = 4
+
+
 def redact(text: str) -> str:
     """``text`` with every registered secret replaced by ``****``, longest forms first.
 
     >>> register_secret('pa"ss')
     >>> redact('a001 NO LOGIN me "pa\\"ss" failed')
     'a001 NO LOGIN me "****" failed'
+    >>> register_secret("ab")
+    >>> redact('LOGIN me ab: abbey road')
+    'LOGIN me ****: abbey road'
     """
     for secret in sorted(_secrets, key=len, reverse=True):
-        if secret in text:
+        if secret not in text:
+            continue
+        if len(secret) >= _SHORT:
             text = text.replace(secret, REDACTED)
+        else:
+            text = re.sub(rf"(?<![\w]){re.escape(secret)}(?![\w])", REDACTED, text)
     return text
 
 

@@ -96,21 +96,26 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
         print(render_plan(plan, running=True), file=out)
     from mailrules.execute import execute_plan
 
-    journal.begin(plan)
+    from mailrules.signals import shielded
+
     progress = TerminalProgress.if_terminal()
     try:
+        with shielded():  # the run is journalled with its id, or not at all
+            journal.begin(plan)
         sender = _sender(account, _state_path(request).parent)
         report = execute_plan(plan, mailbox, journal, sender=sender, progress=progress)
     except BaseException as exc:
-        _record_end(journal, plan, exc, late_duplicates)
+        with shielded():
+            _record_end(journal, plan, exc, late_duplicates)
         raise
     finally:
         if progress is not None:
             progress.clear()
     report.warnings[:0] = late_duplicates
     status = "partial" if report.failures else "warning" if report.warnings else "ok"
-    journal.finish(status, _run_summary(plan, folders=len(report.folders), failures=report.failures,
-                                        notices=report.notices, warnings=report.warnings))
+    with shielded():
+        journal.finish(status, _run_summary(plan, folders=len(report.folders), failures=report.failures,
+                                            notices=report.notices, warnings=report.warnings))
     if request.quiet:
         return _print_quiet_report(report, account.name, out)
     return _print_report(report, plan, request.as_json, out)

@@ -24,6 +24,7 @@ Hook = Callable[[], None]
 
 _hooks: dict[int, Hook] = {}
 _received: list[int] = []
+_shield = {"depth": 0, "pending": 0}
 
 
 def on_interrupt(hook: Hook) -> Callable[[], None]:
@@ -45,6 +46,7 @@ def handled() -> Iterator[None]:
         return
     previous = {number: signal.getsignal(number) for number in HANDLED}
     _received.clear()
+    _shield.update(depth=0, pending=0)
     for number in HANDLED:
         signal.signal(number, _handler)
     try:
@@ -53,6 +55,21 @@ def handled() -> Iterator[None]:
         for number, handler in previous.items():
             signal.signal(number, handler)
         _received.clear()
+
+
+@contextmanager
+def shielded() -> Iterator[None]:
+    """Let a short step finish before a signal takes effect: a journal write together with
+    the bookkeeping that says which run it belongs to.  The signal still cuts the server
+    connections at once; only the ``Signalled`` waits for the end of the block."""
+    _shield["depth"] += 1
+    try:
+        yield
+    finally:
+        _shield["depth"] -= 1
+        pending, _shield["pending"] = _shield["pending"], 0
+        if pending and _shield["depth"] == 0:
+            raise Signalled(pending)
 
 
 def _handler(number: int, frame: FrameType | None) -> None:
@@ -65,4 +82,7 @@ def _handler(number: int, frame: FrameType | None) -> None:
             hook()
         except Exception:  # a connection that is already gone needs no cutting
             pass
+    if _shield["depth"]:
+        _shield["pending"] = number
+        return
     raise Signalled(number)
