@@ -183,7 +183,7 @@ def test_signals_at_random_moments_of_a_run(dovecot: Dovecot, reference: tuple[d
 @pytest.mark.slow
 def test_signals_at_many_random_moments_of_a_run(dovecot: Dovecot, reference: tuple[dict, float],
                                                  tmp_path: Path) -> None:
-    signal_trials(dovecot, reference, tmp_path, trials=30, seed_=1805)
+    signal_trials(dovecot, reference, tmp_path, trials=40, seed_=1805)
 
 
 @pytest.mark.parametrize("number", SIGNALS, ids=lambda n: signal.Signals(n).name)
