@@ -28,6 +28,9 @@ from tests.support.workspace import CliResult, make_message, run_cli
 
 keyring = pytest.importorskip("keyring")
 pytest.importorskip("authlib")
+
+# Every test here signs in to the private Dovecot that the module starts.
+pytestmark = pytest.mark.dovecot
 from keyring.backend import KeyringBackend  # noqa: E402
 from keyring.backends import fail  # noqa: E402
 
