@@ -19,53 +19,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import os
-import re
 import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from typing import TextIO
 
-from mailrules.errors import MailrulesError, RuleFileError, UsageError, forget_secrets, redact
-
-
-# C0 controls but tab and newline, DEL, C1 controls, and the bidirectional overrides: a
-# Subject is untrusted and must not retitle, clear or reorder the user's terminal.
-_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str) -> str:
-    r"""Text safe for a terminal: every control character written as an escape.
-
-    >>> printable("Re: \x1b]0;owned\x07 hi\n")
-    'Re: \\x1b]0;owned\\x07 hi\n'
-    """
-    return _UNPRINTABLE.sub(_escape, text)
-
-
-def _escape(found: re.Match[str]) -> str:
-    # DEL and C1 as \u00XX, which JSON also reads (json.dumps never leaves C0 raw, so \xXX is safe there).
-    char = found.group()
-    return f"\\u{ord(char):04x}" if 0x7f <= ord(char) <= 0x9f else char.encode("unicode_escape").decode("ascii")
-
-
-class _Printable(io.TextIOBase):
-    """A text stream that escapes control characters on the way out."""
-
-    def __init__(self, stream: TextIO):
-        self._stream = stream
-
-    def write(self, text: str) -> int:
-        # Every line shown goes through here, so a password a server echoed back in an
-        # error, a trace or a notice is redacted whichever layer passed it on.
-        return self._stream.write(printable(redact(text)))
-
-    def flush(self) -> None:
-        self._stream.flush()
-
-    def isatty(self) -> bool:
-        return self._stream.isatty()
+from mailrules.errors import MailrulesError, RuleFileError, UsageError, forget_secrets
+from mailrules.terminal import Printable
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,7 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             parser = _parser()
             args = parser.parse_args(argv)
-            with contextlib.redirect_stdout(_Printable(sys.stdout)), contextlib.redirect_stderr(_Printable(sys.stderr)):  # type: ignore[type-var]
+            with contextlib.redirect_stdout(Printable(sys.stdout)), contextlib.redirect_stderr(Printable(sys.stderr)):  # type: ignore[type-var]
                 return _dispatch(args)
         except KeyboardInterrupt as exc:
             return _interrupted(exc)
@@ -373,5 +334,10 @@ def _auth(args: argparse.Namespace, out: TextIO) -> int:
     done = authorize(account, state_dir, out)
     print(f"account {done.account!r} is signed in; its refresh token is stored in {done.stored_in}", file=out)
     if account.imap is not None and account.imap.oauth2 is not None:
-        check_imap_sign_in(account, state_dir, out)
+        from mailrules.backends.imap import ImapMailbox
+        from mailrules.backends.open import open_mailbox
+
+        mailbox = open_mailbox(account, 0, state_dir)
+        assert isinstance(mailbox, ImapMailbox)
+        check_imap_sign_in(mailbox, account, out)
     return 0

@@ -19,13 +19,10 @@ from mailrules.model import Action, Copy, Move, Reply, Rule, RuleSet, Trash
 from mailrules.plan import Applied, FolderPlan, FolderPlanBuilder, Plan, RuleTally, Send
 
 if TYPE_CHECKING:
-    from mailrules.message import MessageView
+    from mailrules.scan import ScanContext, SendPreparer
 
 # The usual name of the sent folder: a reply saved there goes to the server's \Sent folder.
 SENT_FOLDER = "Sent"
-
-SendPreparer = Callable[[Send, "MessageView"], Send]
-
 
 class StateView(Protocol):
     """What the planner reads from the state database (see state.py); never writes."""
@@ -191,9 +188,17 @@ def _plan_folder(ctx: _Context, folder: str, rules: list[Rule]) -> FolderPlan:
     # Only a folder with something to read needs the evaluator; a cron run mostly has none.
     from mailrules.scan import scan_folder
 
-    examined, sends = scan_folder(ctx, builder, rules, min_uid, _scan_size(status, min_uid))
+    examined, sends = scan_folder(_scan_context(ctx), builder, rules, min_uid,
+                                  _scan_size(status, min_uid))
     _leave_out_unstorable_flags(ctx.mailbox, builder)
     return _finish(builder, status, min_uid, examined, sends)
+
+
+def _scan_context(ctx: _Context) -> ScanContext:
+    from mailrules.scan import ScanContext
+
+    return ScanContext(mailbox=ctx.mailbox, now=ctx.options.now, cannot_send=ctx.options.cannot_send,
+                prepare_send=ctx.prepare_send, tally=ctx.tally, warnings=ctx.warnings, carried=ctx.carried)
 
 
 def _warn_about_unstorable_carried_keywords(ctx: _Context) -> None:

@@ -15,8 +15,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from mailrules.cli import printable
 from mailrules.errors import ConfigurationError, NeedsConfirmation, UsageError
+from mailrules.backends.open import open_mailbox, open_sender
+from mailrules.terminal import TerminalProgress
 
 if TYPE_CHECKING:
     from mailrules.accounts import Account
@@ -102,7 +103,7 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
     try:
         with shielded():  # the run is journalled with its id, or not at all
             journal.begin(plan)
-        sender = _sender(account, _state_path(request).parent)
+        sender = open_sender(account, _state_path(request).parent)
         report = execute_plan(plan, mailbox, journal, sender=sender, progress=progress)
     except BaseException as exc:
         with shielded():
@@ -222,55 +223,6 @@ def _account(request: RunRequest, ruleset: RuleSet, cache_dir: Path) -> Account:
     return load_accounts_cached(request.accounts_file, cache_dir).pick(named)
 
 
-def open_mailbox(account: Account, verbose: int, state_dir: Path | None = None) -> Mailbox:
-    if account.maildir is not None:
-        from mailrules.backends.maildir import MaildirMailbox
-
-        return MaildirMailbox(account.maildir)
-    if account.imap is None:
-        raise ConfigurationError(f"account {account.name!r} has neither imap nor maildir settings")
-    from mailrules.accounts import resolve_password
-    from mailrules.backends.imap import ImapMailbox
-
-    settings = account.imap
-    trace = (lambda line: print(f"imap> {line}", file=sys.stderr)) if verbose else None
-    if settings.oauth2 is not None:
-        from mailrules.oauth.tokens import token_source
-
-        tokens = token_source(settings.oauth2, state_dir or _state_path_default().parent)
-        return ImapMailbox(host=settings.host, port=settings.port, tls=settings.tls, username=settings.username,
-                           oauth2=tokens, ca_file=settings.ca_file, trace=trace)
-    return ImapMailbox(host=settings.host, port=settings.port, tls=settings.tls, username=settings.username,
-                       password=resolve_password(settings), ca_file=settings.ca_file, trace=trace)
-
-
-def _sender(account: Account, state_dir: Path | None = None):  # type: ignore[no-untyped-def]
-    if account.smtp is None:
-        return None
-    from mailrules.accounts import resolve_password
-    from mailrules.smtp import SmtpSender
-
-    smtp = account.smtp
-    if smtp.oauth2 is not None:
-        from mailrules.oauth.tokens import token_source
-
-        tokens = token_source(smtp.oauth2, state_dir or _state_path_default().parent)
-        return SmtpSender(host=smtp.host, port=smtp.port, tls=smtp.tls, username=smtp.username, oauth2=tokens,
-                          ca_file=smtp.ca_file)
-    password = resolve_password(smtp) if smtp.username else None
-    from mailrules.errors import register_secret
-
-    register_secret(password)
-    return SmtpSender(host=smtp.host, port=smtp.port, tls=smtp.tls, username=smtp.username, password=password,
-                      ca_file=getattr(smtp, "ca_file", None))
-
-
-def _state_path_default() -> Path:
-    from mailrules.state import default_state_path
-
-    return default_state_path()
-
-
 def _state_path(request: RunRequest) -> Path:
     from mailrules.state import default_state_path
 
@@ -299,28 +251,6 @@ def _mailbox_lock(state: State, account: Account):  # type: ignore[no-untyped-de
     else:
         raise UsageError(f"account {account.name!r} has neither imap nor maildir settings")
     return mailbox_lock(identity, state.path)
-
-
-class TerminalProgress:
-    """A one-line "working on FOLDER" indicator, written to the real terminal.
-
-    Only on a terminal (never in a file or under cron), and straight to it: the escaped
-    output stream would print the cursor controls literally.
-    """
-
-    def __init__(self, terminal: TextIO):
-        self.terminal = terminal
-
-    @classmethod
-    def if_terminal(cls) -> TerminalProgress | None:
-        terminal = sys.__stderr__
-        return cls(terminal) if terminal is not None and terminal.isatty() else None
-
-    def __call__(self, folder: str) -> None:
-        print(f"\r\x1b[Kworking on {printable(folder)} …", end="", file=self.terminal, flush=True)
-
-    def clear(self) -> None:
-        print("\r\x1b[K", end="", file=self.terminal, flush=True)
 
 
 def show_history(state_file: str | None, account: str | None, limit: int, out: TextIO,

@@ -7,22 +7,21 @@ planner only for folders with something to read.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from mailrules.backends.base import FetchNeeds
+from mailrules.backends.base import FetchNeeds, Mailbox
 from mailrules.engine import EvalContext, MessageOutcome, evaluate_message
 from mailrules.errors import CapabilityError
 from mailrules.model import All, Condition, FlagTest, Not, Redirect, Reply, Rule
 from mailrules.model import Any as AnyOf
-from mailrules.plan import FolderPlanBuilder, Send
+from mailrules.plan import FolderPlanBuilder, RuleTally, Send
 from mailrules.search import SearchQuery, ascii_fallback, fetch_needs, reply_fetch_needs, to_search, volatile_flags_before
 
 if TYPE_CHECKING:
     from mailrules.message import MessageView
-    from mailrules.planner import _Context
 
 # Headers every plan shows for its examples, cheap to fetch with the rest.
 SUMMARY_NEEDS = FetchNeeds(headers=frozenset({"from", "subject", "date", "message-id"}))
@@ -34,8 +33,28 @@ SEARCHES_PER_FETCH = 8
 # only a header's presence may narrow there.
 WORD_SEARCH = "X-GM-EXT-1"
 
+SendPreparer = Callable[[Send, "MessageView"], Send]
 
-def scan_folder(ctx: _Context, builder: FolderPlanBuilder, rules: list[Rule], min_uid: int,
+
+@dataclass(frozen=True, slots=True)
+class ScanContext:
+    """What scanning a folder reads, and where it reports.
+
+    The tally, warnings and carried keywords are the plan's own collections: every folder
+    of one plan adds to them, so the plan counts and warns once for the whole account.
+    """
+
+    mailbox: Mailbox
+    now: datetime
+    cannot_send: str | None
+    prepare_send: SendPreparer | None
+    tally: RuleTally
+    warnings: list[str]
+    # Keywords that copies and moves take into each destination, for stores with a limit.
+    carried: dict[str, set[str]] | None
+
+
+def scan_folder(ctx: ScanContext, builder: FolderPlanBuilder, rules: list[Rule], min_uid: int,
                 scan_size: int) -> tuple[int, list[Send]]:
     """Evaluate the rules on the folder's messages from ``min_uid`` on, into ``builder``.
 
@@ -43,11 +62,11 @@ def scan_folder(ctx: _Context, builder: FolderPlanBuilder, rules: list[Rule], mi
     """
     folder = builder.folder
     exact_search = getattr(ctx.mailbox, "exact_search", True)
-    queries = _queries(rules, ctx.options.now, exact_search=exact_search,
+    queries = _queries(rules, ctx.now, exact_search=exact_search,
                        header_strings=WORD_SEARCH not in ctx.mailbox.capabilities)
     local = not exact_search or evaluate_locally(queries, scan_size)
     candidates = _local_candidates if local else _searched_candidates
-    eval_ctx = EvalContext(now=ctx.options.now)
+    eval_ctx = EvalContext(now=ctx.now)
     sends: list[Send] = []
     examined = 0
     deleted_rules = [rule for rule in rules if asks_about_deleted(rule.when)]
@@ -118,7 +137,7 @@ def evaluate_locally(queries: Sequence[SearchQuery], scan_size: int) -> bool:
 Candidates = Iterator[tuple[int, "MessageView", dict[str, bool]]]
 
 
-def _searched_candidates(ctx: _Context, folder: str, rules: Sequence[Rule], queries: Sequence[SearchQuery],
+def _searched_candidates(ctx: ScanContext, folder: str, rules: Sequence[Rule], queries: Sequence[SearchQuery],
                          min_uid: int) -> Candidates:
     """One SEARCH per rule; fetch what the inexact rules check for the union of the results."""
     found = {rule.name: _search(ctx, folder, query, min_uid) for rule, query in zip(rules, queries)}
@@ -129,7 +148,7 @@ def _searched_candidates(ctx: _Context, folder: str, rules: Sequence[Rule], quer
         yield uid, message, _verdicts(uid, rules, queries, found)
 
 
-def _local_candidates(ctx: _Context, folder: str, rules: Sequence[Rule], queries: Sequence[SearchQuery],
+def _local_candidates(ctx: ScanContext, folder: str, rules: Sequence[Rule], queries: Sequence[SearchQuery],
                       min_uid: int) -> Candidates:
     """Every scanned message's headers in one batched FETCH, every rule decided locally.
 
@@ -175,7 +194,7 @@ def _queries(rules: Sequence[Rule], now: datetime, *, exact_search: bool, header
     return queries if exact_search else [replace(query, exact=False) for query in queries]
 
 
-def _search(ctx: _Context, folder: str, query: SearchQuery, min_uid: int) -> frozenset[int]:
+def _search(ctx: ScanContext, folder: str, query: SearchQuery, min_uid: int) -> frozenset[int]:
     try:
         return frozenset(ctx.mailbox.search(list(query.criteria), min_uid=min_uid))
     except CapabilityError as exc:
@@ -195,9 +214,9 @@ def _verdicts(uid: int, rules: Sequence[Rule], queries: Sequence[SearchQuery],
     return verdicts
 
 
-def _prepare(ctx: _Context, send: Send, message: MessageView) -> Send:
+def _prepare(ctx: ScanContext, send: Send, message: MessageView) -> Send:
     prepared = send if ctx.prepare_send is None else ctx.prepare_send(send, message)
-    cannot_send = ctx.options.cannot_send
+    cannot_send = ctx.cannot_send
     if cannot_send is None or not _would_send(prepared):
         return prepared
     # Said in the plan, so run skips it too instead of failing it (and holding the message);

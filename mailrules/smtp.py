@@ -13,11 +13,17 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Protocol
 
-from mailrules.backends.base import Mailbox
 from mailrules.errors import AuthenticationFailed, BackendError, SendRefused
 from mailrules.plan import Send
 from mailrules.reply import redirected_bytes
+
+
+class RawSource(Protocol):
+    """Where a redirect's original comes from: the open mailbox, whatever its kind."""
+
+    def fetch_raw(self, uid: int) -> bytes | None: ...
 
 TIMEOUT = 30.0
 
@@ -34,7 +40,7 @@ class SmtpSender:
     oauth2: Callable[[], str] | None = field(default=None, repr=False)  # access tokens instead of a password
     _connection: smtplib.SMTP | None = field(default=None, init=False, repr=False)
 
-    def send(self, send: Send, mailbox: Mailbox) -> None:
+    def send(self, send: Send, mailbox: RawSource) -> None:
         """Hand ``send`` to the server; SendRefused when it never can, BackendError when it failed this time."""
         if send.recipient is None or send.envelope_from is None:
             raise BackendError(f"{send.kind} for UID {send.uid} has no recipient or sender")
@@ -86,7 +92,7 @@ class SmtpSender:
         self.close()
         raise BackendError(f"SMTP server {self._name} refused {send.recipient} for now: {answers}")
 
-    def _data(self, send: Send, mailbox: Mailbox) -> bytes:
+    def _data(self, send: Send, mailbox: RawSource) -> bytes:
         if send.kind == "reply":
             assert send.payload is not None
             return send.payload

@@ -216,7 +216,7 @@ def template_problem(ref: TemplateRef, source: str, env: Environment) -> Problem
     Inline text is located in the rule file, a template file (or a file it includes) in
     that file, named as the rule file names it.
     """
-    from mailrules.reply import sample_variables
+    from mailrules.variables import sample_variables
 
     name = None if ref.path is None else template_name(ref.base_dir, ref.path)
     fault = find_undefined(source, env, sample_variables(), name)

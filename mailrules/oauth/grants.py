@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 from urllib.parse import parse_qs, urlsplit
 
 from mailrules.accounts import Account, OAuth2Settings
@@ -75,13 +75,17 @@ def authorize(account: Account, state_dir: Path, out: TextIO, *, browser: Browse
     return Authorization(account.name, stored_in, found.grant)
 
 
-def check_imap_sign_in(account: Account, state_dir: Path, out: TextIO) -> None:
-    """Log in once now, so a missing permission or a disabled IMAP shows here, not at the first run."""
-    from mailrules.backends.imap import ImapMailbox
-    from mailrules.runner import open_mailbox
+class Connectable(Protocol):
+    """An IMAP mailbox that is not yet signed in."""
 
-    mailbox = open_mailbox(account, 0, state_dir)
-    assert isinstance(mailbox, ImapMailbox) and account.imap is not None
+    def connect(self) -> object: ...
+
+    def close(self) -> None: ...
+
+
+def check_imap_sign_in(mailbox: Connectable, account: Account, out: TextIO) -> None:
+    """Log in once now, so a missing permission or a disabled IMAP shows here, not at the first run."""
+    assert account.imap is not None
     try:
         mailbox.connect()
     finally:
