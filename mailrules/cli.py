@@ -258,11 +258,11 @@ def _add_mailbox_command(commands: argparse._SubParsersAction, name: str) -> Non
     if name == "run":
         cmd.add_argument("--dry-run", action="store_true", help="same as `mailrules plan`")
         cmd.add_argument("--yes", action="store_true", help="allow a run that trashes/deletes more than the threshold")
-    cmd.set_defaults(handler=_mailbox_command, dry_run=name == "plan")
+    cmd.set_defaults(handler=_mailbox_command)
 
 
 def _mailbox_command(args: argparse.Namespace, out: TextIO) -> int:
-    from mailrules.runner import RunRequest, run_request
+    from mailrules.runner import RunRequest, plan_command, run_command
 
     request = RunRequest(
         rules=args.rules,
@@ -272,13 +272,14 @@ def _mailbox_command(args: argparse.Namespace, out: TextIO) -> int:
         state_file=args.state,
         now=parse_now(args.now),
         new_only=args.new_only,
-        dry_run=args.dry_run,
         confirmed=getattr(args, "yes", False),
         as_json=args.json,
         verbose=args.verbose,
         quiet=args.quiet,
     )
-    return run_request(request, out)
+    # `run --dry-run` is `plan`: the same request, only rendered.
+    dry_run = args.command == "plan" or getattr(args, "dry_run", False)
+    return (plan_command if dry_run else run_command)(request, out)
 
 
 # ---------------------------------------------------------------- history

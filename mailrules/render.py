@@ -20,7 +20,17 @@ SENDER_WIDTH = 40
 _ANGLE_ADDRESS = re.compile(r"^(?P<name>.*?)\s*<(?P<address>[^<>]*)>$")
 
 
-def render_plan(plan: Plan, *, running: bool = False) -> str:
+def render_plan(plan: Plan) -> str:
+    """What ``mailrules plan`` prints: the plan, ending in what a run would change."""
+    return "\n".join(_plan_lines(plan) + ["", _would_change(plan)])
+
+
+def render_run_start(plan: Plan) -> str:
+    """What ``mailrules run`` prints before it starts: the same plan, ending in what it now changes."""
+    return "\n".join(_plan_lines(plan) + ["", _changing(plan)])
+
+
+def _plan_lines(plan: Plan) -> list[str]:
     scope = "new messages only" if plan.new_only else "full scan"
     lines = [f"Plan for {plan.account} at {plan.now:%Y-%m-%d %H:%M %Z} ({scope})", ""]
     lines += _rules_section(plan)
@@ -30,8 +40,7 @@ def render_plan(plan: Plan, *, running: bool = False) -> str:
         lines += ["", "Folders to create: " + ", ".join(plan.create_folders)]
     if plan.warnings:
         lines += ["", "Warnings:"] + [f"  {warning}" for warning in plan.warnings]
-    lines += ["", _verdict(plan, running)]
-    return "\n".join(lines)
+    return lines
 
 
 def _rules_section(plan: Plan) -> list[str]:
@@ -143,13 +152,18 @@ def _send_lines(send: Send) -> list[str]:
     return lines
 
 
-def _verdict(plan: Plan, running: bool) -> str:
+def _would_change(plan: Plan) -> str:
     if not plan.has_work:
         return "Nothing to do."
-    changed = len({uid for f in plan.folders for uid in _touched(f)})
-    if running:
-        return f"Changing {changed} message(s):"
-    return f"Would change {changed} message(s); `mailrules run` does exactly this."
+    return f"Would change {_changed(plan)} message(s); `mailrules run` does exactly this."
+
+
+def _changing(plan: Plan) -> str:
+    return f"Changing {_changed(plan)} message(s):" if plan.has_work else "Nothing to do."
+
+
+def _changed(plan: Plan) -> int:
+    return len({uid for f in plan.folders for uid in _touched(f)})
 
 
 def _touched(folder: FolderPlan) -> set[tuple[str, int]]:

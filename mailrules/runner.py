@@ -1,33 +1,34 @@
 """``plan`` and ``run``: the edges (accounts, lock, state, mailbox, SMTP) around the pure core.
 
-Both commands go through ``prepare``; the only difference is what happens to the Plan
-value at the end — rendered, or rendered and executed (alembic's offline/online split
-without a mode flag further down).
+Both commands go through ``prepare`` and ``make_plan``; the only difference is what
+happens to the Plan value at the end: ``plan_command`` renders it, ``run_command``
+settles what an interrupted run left, renders the plan and executes it (alembic's
+offline/online split without a mode flag further down).
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from mailrules.errors import ConfigurationError, NeedsConfirmation, UsageError
 from mailrules.backends.open import open_mailbox, open_sender
+from mailrules.errors import ConfigurationError, NeedsConfirmation, UsageError
+from mailrules.journal import StateJournal, StateReader
 from mailrules.terminal import TerminalProgress
 
 if TYPE_CHECKING:
     from mailrules.accounts import Account
     from mailrules.backends.base import Mailbox
+    from mailrules.execute import PendingOperation
     from mailrules.model import RuleSet
     from mailrules.plan import Plan
     from mailrules.state import State
-
-# The journal's mark for a message this account flagged \Deleted but could not expunge.
-LEFT_FLAGGED = "left-flagged"
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,72 +40,102 @@ class RunRequest:
     state_file: str | None
     now: datetime
     new_only: bool
-    dry_run: bool
     confirmed: bool
     as_json: bool
     verbose: int = 0
     quiet: bool = False  # cron: errors only, and one summary line when a run changed something
 
 
-def run_request(request: RunRequest, out: TextIO) -> int:
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What both commands stand on: the rules, the account, its state and its open mailbox."""
+
+    ruleset: RuleSet
+    account: Account
+    state: State
+    mailbox: Mailbox
+    journal: StateJournal
+    pending: list[PendingOperation]
+
+
+# Taken after the state opens and before the mailbox does: ``run`` holds the account's locks there.
+Guard = Callable[[ExitStack, "State", "Account"], None]
+
+
+def prepare(request: RunRequest, stack: ExitStack, guard: Guard | None = None) -> Prepared:
+    """Load the rules and the account, open the state and the mailbox (closed by ``stack``),
+    and check every folder the rules name before anything reads or changes one."""
     from mailrules.cache import load_ruleset_cached
+    from mailrules.planner import check_folder_names
 
     state_path = _state_path(request)
     ruleset, warnings = load_ruleset_cached(request.rules, state_path.parent / "cache")
     for warning in warnings if not request.quiet else ():
         print(warning, file=sys.stderr)
     account = _account(request, ruleset, state_path.parent / "cache")
-    with ExitStack() as stack:
-        state = _state(state_path)
-        stack.callback(state.close)
-        if not request.dry_run:
-            stack.enter_context(_lock(state, account.name))
-            note = stack.enter_context(_mailbox_lock(state, account))
-            if note:
-                print(f"note: {note}", file=sys.stderr)
-        mailbox = open_mailbox(account, request.verbose, state_path.parent)
-        stack.callback(mailbox.close)
-        return _plan_and_maybe_run(request, ruleset, account, mailbox, state, out)
-
-
-def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account, mailbox: Mailbox,
-                        state: State, out: TextIO) -> int:
-    from mailrules.render import plan_to_json, render_plan
-
-    from mailrules.planner import check_folder_names
-
+    state = _state(state_path)
+    stack.callback(state.close)
+    if guard is not None:
+        guard(stack, state, account)
+    mailbox = open_mailbox(account, request.verbose, state_path.parent)
+    stack.callback(mailbox.close)
     check_folder_names(ruleset.enabled_rules, mailbox, fallbacks=False)  # before recovery changes anything
     journal = StateJournal(state, account.name, request.now)
-    pending = journal.pending()
-    late_duplicates: list[str] = []
-    if not request.dry_run:
-        from mailrules.execute import find_late_duplicates, recover
+    return Prepared(ruleset, account, state, mailbox, journal, journal.pending())
 
-        for note in recover(mailbox, journal, pending) if pending else []:
+
+def plan_command(request: RunRequest, out: TextIO) -> int:
+    """``mailrules plan`` (and ``run --dry-run``): print what a run would do; changes nothing."""
+    from mailrules.render import plan_to_json, render_plan
+
+    with ExitStack() as stack:
+        prepared = prepare(request, stack)
+        plan = make_plan(request, prepared)
+    if request.quiet:
+        return 0
+    if prepared.pending:
+        print(f"note: an interrupted run left {len(prepared.pending)} unfinished operation(s); "
+              "`run` settles them first", file=sys.stderr)
+    print(plan_to_json(plan) if request.as_json else render_plan(plan), file=out)
+    return 0
+
+
+def run_command(request: RunRequest, out: TextIO) -> int:
+    """``mailrules run``: settle what an interrupted run left, plan again, carry the plan out."""
+    from mailrules.execute import find_late_duplicates, recover
+
+    with ExitStack() as stack:
+        prepared = prepare(request, stack, guard=_hold_locks)
+        mailbox, journal = prepared.mailbox, prepared.journal
+        for note in recover(mailbox, journal, prepared.pending) if prepared.pending else []:
             print(f"recovered: {note}", file=sys.stderr)
         late_duplicates = find_late_duplicates(mailbox, journal)
-    plan = make_plan(request, ruleset, account, mailbox, state)
-    if request.dry_run:
-        if request.quiet:
-            return 0
-        if pending:
-            print(f"note: an interrupted run left {len(pending)} unfinished operation(s); `run` settles them first",
-                  file=sys.stderr)
-        print(plan_to_json(plan) if request.as_json else render_plan(plan), file=out)
-        return 0
-    _check_threshold(plan, account, request.confirmed)
-    if not request.as_json and not request.quiet:
-        print(render_plan(plan, running=True), file=out)
-    from mailrules.execute import execute_plan
+        plan = make_plan(request, prepared)
+        _check_threshold(plan, prepared.account, request.confirmed)
+        return _execute(request, prepared, plan, late_duplicates, out)
 
+
+def _hold_locks(stack: ExitStack, state: State, account: Account) -> None:
+    stack.enter_context(_lock(state, account.name))
+    note = stack.enter_context(_mailbox_lock(state, account))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+
+
+def _execute(request: RunRequest, prepared: Prepared, plan: Plan, late_duplicates: list[str], out: TextIO) -> int:
+    from mailrules.execute import execute_plan
+    from mailrules.render import render_run_start
     from mailrules.signals import shielded
 
+    if not request.as_json and not request.quiet:
+        print(render_run_start(plan), file=out)
+    journal = prepared.journal
     progress = TerminalProgress.if_terminal()
     try:
         with shielded():  # the run is journalled with its id, or not at all
             journal.begin(plan)
-        sender = open_sender(account, _state_path(request).parent)
-        report = execute_plan(plan, mailbox, journal, sender=sender, progress=progress)
+        sender = open_sender(prepared.account, _state_path(request).parent)
+        report = execute_plan(plan, prepared.mailbox, journal, sender=sender, progress=progress)
     except BaseException as exc:
         with shielded():
             _record_end(journal, plan, exc, late_duplicates)
@@ -118,7 +149,7 @@ def _plan_and_maybe_run(request: RunRequest, ruleset: RuleSet, account: Account,
         journal.finish(status, _run_summary(plan, folders=len(report.folders), failures=report.failures,
                                             notices=report.notices, warnings=report.warnings))
     if request.quiet:
-        return _print_quiet_report(report, account.name, out)
+        return _print_quiet_report(report, prepared.account.name, out)
     return _print_report(report, plan, request.as_json, out)
 
 
@@ -135,10 +166,11 @@ def _record_end(journal: StateJournal, plan: Plan, exc: BaseException, warnings:
         pass
 
 
-def make_plan(request: RunRequest, ruleset: RuleSet, account: Account, mailbox: Mailbox, state: State) -> Plan:
+def make_plan(request: RunRequest, prepared: Prepared) -> Plan:
     from mailrules.planner import PlanOptions, build_plan
     from mailrules.reply import Identity, SendPlanner, template_root
 
+    ruleset, account, state = prepared.ruleset, prepared.account, prepared.state
     identity = Identity(account.name, tuple(account.addresses))
     send_planner = SendPlanner(
         identity=identity,
@@ -148,7 +180,7 @@ def make_plan(request: RunRequest, ruleset: RuleSet, account: Account, mailbox: 
         last_reply=lambda rule, sender: state.last_reply(account.name, rule, sender),
     )
     options = PlanOptions(now=request.now, new_only=request.new_only, cannot_send=_cannot_send(account))
-    return build_plan(ruleset, mailbox, options, state=StateReader(state, account.name), prepare_send=send_planner)
+    return build_plan(ruleset, prepared.mailbox, options, state=StateReader(state, account.name), prepare_send=send_planner)
 
 
 def _cannot_send(account: Account) -> str | None:
@@ -301,99 +333,3 @@ def _check_known_account(account: str, in_journal: list[str], accounts_file: str
     known = sorted(set(in_journal) | set(defined))
     raise ConfigurationError(f"unknown account {account!r}; "
                              + (f"known accounts: {', '.join(known)}" if known else "no account has run yet"))
-
-
-# ---------------------------------------------------------------- state adapters
-
-
-class StateReader:
-    """The planner's read-only view of the state database for one account."""
-
-    def __init__(self, state: State, account: str):
-        self.state, self.account = state, account
-
-    def folder_state(self, folder: str) -> tuple[int, int] | None:
-        return self.state.folder_state(self.account, folder)
-
-    def applied(self, folder: str, uidvalidity: int):  # type: ignore[no-untyped-def]
-        from mailrules.plan import Applied
-
-        rows = self.state.already_applied(self.account, folder, uidvalidity)
-        copies = frozenset((row.uid, row.target) for row in rows if row.kind == "copy")
-        sends = frozenset((row.uid, row.kind, row.rule or "") for row in rows if row.kind in ("reply", "redirect"))
-        left = frozenset(row.uid for row in rows if row.kind == LEFT_FLAGGED)
-        return Applied(copies=copies, sends=sends, left_flagged=left)
-
-
-class StateJournal:
-    """The executor's journal, written to the state database as the run goes."""
-
-    def __init__(self, state: State, account: str, now: datetime):
-        self.state, self.account, self.now = state, account, now
-        self.run_id: int | None = None
-
-    def begin(self, plan: Plan) -> None:
-        self.run_id = self.state.begin_run(self.account, "run-new" if plan.new_only else "run")
-
-    def finish(self, status: str, summary: dict[str, object]) -> None:
-        if self.run_id is not None:
-            self.state.finish_run(self.run_id, status, summary)
-
-    def pending(self):  # type: ignore[no-untyped-def]
-        from mailrules.execute import PendingOperation
-
-        from mailrules.execute import Operation, journal_prints
-
-        pending = []
-        for intent in self.state.pending_intents(self.account):
-            fields = {name: intent.details.get(name) for name in Operation.__dataclass_fields__}
-            fields.update(uids=intent.uids, flags=tuple(fields["flags"] or ()),
-                          fingerprints=journal_prints(fields["fingerprints"]))
-            pending.append(PendingOperation(intent.id, Operation(**fields)))
-        return pending
-
-    def intent(self, op) -> int:  # type: ignore[no-untyped-def]
-        return self.state.record_intent(self.run_id or 0, self.account, op)
-
-    def done(self, op_id: int, result: dict[str, object]) -> None:
-        self.state.mark_done(op_id, result)
-
-    def failed(self, op_id: int, error: str) -> None:
-        from mailrules.errors import redact
-
-        self.state.mark_failed(op_id, redact(error))
-
-    def record_copies(self, folder: str, uidvalidity: int, pairs) -> None:  # type: ignore[no-untyped-def]
-        self.state.record_applied(self.account, folder, uidvalidity,
-                                  [(uid, None, "copy", dest) for uid, dest in pairs])
-
-    def record_send(self, folder: str, uidvalidity: int, send) -> None:  # type: ignore[no-untyped-def]
-        self.state.record_applied(self.account, folder, uidvalidity, [(send.uid, send.rule, send.kind, send.recipient)])
-        if send.kind == "reply" and send.sender_key:
-            self.state.record_reply(self.account, send.rule, send.sender_key, self.now)
-
-    def folder_seen(self, folder: str, uidvalidity: int, highest_uid: int) -> None:
-        self.state.set_folder_state(self.account, folder, uidvalidity, highest_uid)
-
-    def record_left_flagged(self, folder: str, uidvalidity: int, uids) -> None:  # type: ignore[no-untyped-def]
-        self.state.record_applied(self.account, folder, uidvalidity, [(uid, None, LEFT_FLAGGED, None) for uid in uids])
-
-    def dest_floor(self, folder: str) -> tuple[int, int] | None:
-        return self.state.dest_floor(self.account, folder)
-
-    def raise_dest_floor(self, folder: str, uidvalidity: int, uid_floor: int) -> None:
-        self.state.raise_dest_floor(self.account, folder, uidvalidity, uid_floor)
-
-    def watch_duplicates(self, op_id: int, destination: str, uidvalidity: int, uid_floor: int) -> None:
-        self.state.watch_duplicates(self.account, op_id, destination, uidvalidity, uid_floor)
-
-    def duplicate_watches(self):  # type: ignore[no-untyped-def]
-        from mailrules.execute import DuplicateWatch
-
-        return [DuplicateWatch(*row) for row in self.state.duplicate_watches(self.account)]
-
-    def watched_prints(self, op_id: int):  # type: ignore[no-untyped-def]
-        return self.state.transfer_prints(op_id)
-
-    def retire_watch(self, op_id: int) -> None:
-        self.state.retire_watch(op_id)

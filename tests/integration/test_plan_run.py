@@ -137,7 +137,7 @@ def test_a_uidvalidity_change_between_plan_and_run_is_refused(tmp_path: Path, do
     from mailrules.loader import load_ruleset
     from mailrules.planner import PlanOptions, build_plan
     from mailrules.state import State
-    from mailrules.runner import StateJournal
+    from mailrules.journal import StateJournal
 
     for subject in ("one", "two"):
         dovecot.deliver(imap_user, make_message(subject), folder="Work")
