@@ -31,6 +31,7 @@ from mailrules.backends.base import CopyResult, FetchNeeds, Mailbox
 from mailrules.errors import (BackendError, CapabilityError, ConnectionLost, MessagesVanished, MissingFolder,
                               SendRefused, StalePlanError)
 from mailrules.plan import FolderPlan, Plan, Send, Transfer
+from mailrules.query import EVERYTHING
 from mailrules.uidset import uid_set
 
 FINGERPRINT_NEEDS = FetchNeeds(headers=frozenset({"message-id", "date", "from", "subject"}))
@@ -167,7 +168,7 @@ def execute_plan(plan: Plan, mailbox: Mailbox, journal: Journal, *, sender: Send
 
 def _refuse_unsupported(plan: Plan, mailbox: Mailbox) -> None:
     """Fail before the first change rather than halfway through a folder."""
-    if getattr(mailbox, "supports_keywords", True):
+    if mailbox.features.keywords:
         return
     keywords = sorted({flag for folder in plan.folders for change in folder.flag_changes
                        for flag in change.flags if not flag.startswith("\\")})
@@ -214,9 +215,9 @@ def _execute_folder(plan: FolderPlan, mailbox: Mailbox, journal: Journal, sender
 def _leaves_originals(mailbox: Mailbox, kind: str) -> bool:
     """Whether removing messages leaves them flagged \\Deleted: no UIDPLUS, so no UID EXPUNGE,
     and a move without MOVE is a COPY followed by such a removal."""
-    if getattr(mailbox, "expunges_by_uid", True):
+    if mailbox.features.expunges_by_uid:
         return False
-    return kind == "delete" or "MOVE" not in mailbox.capabilities
+    return kind == "delete" or not mailbox.features.supports_move
 
 
 def _count_removal(report: FolderReport, mailbox: Mailbox, journal: Journal, plan: FolderPlan, kind: str,
@@ -310,7 +311,7 @@ class _Step:
             return
         op = self._transfer_intent(transfer.kind, transfer.destination, uids)
         op_id = self.journal.intent(op)
-        native = "MOVE" in self.mailbox.capabilities
+        native = self.mailbox.features.supports_move
         outcome = _transfer(self.mailbox, self.journal, self.plan, op, move=native)
         if not native:  # the COPY half is done: remove exactly the originals that are safe there
             delivered = outcome.delivered
@@ -361,7 +362,7 @@ class _Floors:
     def floor(self, destination: str, plan: FolderPlan) -> tuple[int, int]:
         if destination not in self.known:
             # Without UIDPLUS no COPYUID raises a stored floor, so it would only grow staler.
-            stored = self.journal.dest_floor(destination) if "UIDPLUS" in self.mailbox.capabilities else None
+            stored = self.journal.dest_floor(destination) if self.mailbox.features.reports_copy_uids else None
             if stored is None:
                 status = _retrying(self.mailbox, lambda: self.mailbox.status(destination), plan)
                 stored = (status.uidvalidity, status.uidnext)
@@ -539,7 +540,7 @@ def _arrivals(mailbox: Mailbox, op: Operation) -> tuple[Counter[Fingerprint], in
     assert op.destination is not None
     status = mailbox.open_folder(op.destination, readonly=True)
     floor = op.dest_uidnext if status.uidvalidity == op.dest_uidvalidity and op.dest_uidnext else 1
-    uids = mailbox.search(["ALL"], min_uid=floor) if status.exists else []
+    uids = mailbox.search(EVERYTHING, min_uid=floor) if status.exists else []
     return Counter(fingerprints(mailbox, uids).values()), status.uidvalidity, status.uidnext
 
 
@@ -620,7 +621,7 @@ def _finish_transfer(mailbox: Mailbox, journal: Journal, op_id: int, op: Operati
     if status.uidvalidity != op.uidvalidity:
         return f"{op.folder}: UIDVALIDITY changed since the interrupted run; its {op.kind} is re-planned from scratch"
     plan = FolderPlan(op.folder, op.uidvalidity, status.uidnext, status.exists, 1, 0)
-    native = op.kind != "copy" and "MOVE" in mailbox.capabilities
+    native = op.kind != "copy" and mailbox.features.supports_move
     found = reconcile(mailbox, op)
     if native and found.landed:
         _remove_landed(mailbox, journal, plan, found.landed)
@@ -695,5 +696,5 @@ def _late_copies(mailbox: Mailbox, watch: DuplicateWatch, ours: set[Fingerprint]
     status = mailbox.open_folder(watch.destination, readonly=True)
     if status.uidvalidity != watch.uidvalidity or status.uidnext <= watch.uid_floor or not ours:
         return []
-    uids = mailbox.search(["ALL"], min_uid=watch.uid_floor)
+    uids = mailbox.search(EVERYTHING, min_uid=watch.uid_floor)
     return sorted(uid for uid, print_ in fingerprints(mailbox, uids).items() if print_ in ours)

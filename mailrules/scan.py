@@ -18,6 +18,7 @@ from mailrules.errors import CapabilityError
 from mailrules.model import All, Condition, FlagTest, Not, Redirect, Reply, Rule
 from mailrules.model import Any as AnyOf
 from mailrules.plan import FolderPlanBuilder, RuleTally, Send
+from mailrules.query import EVERYTHING
 from mailrules.search import SearchQuery, ascii_fallback, fetch_needs, reply_fetch_needs, to_search, volatile_flags_before
 
 if TYPE_CHECKING:
@@ -29,9 +30,6 @@ SUMMARY_NEEDS = FetchNeeds(headers=frozenset({"from", "subject", "date", "messag
 LOCAL_SCAN_LIMIT = 5_000
 # One header FETCH of a folder costs the server about as much as this many SEARCHes of it.
 SEARCHES_PER_FETCH = 8
-# Gmail's capability: its header SEARCH matches whole words, so `invoice` misses `invoices`;
-# only a header's presence may narrow there.
-WORD_SEARCH = "X-GM-EXT-1"
 
 SendPreparer = Callable[[Send, "MessageView"], Send]
 
@@ -61,9 +59,11 @@ def scan_folder(ctx: ScanContext, builder: FolderPlanBuilder, rules: list[Rule],
     Returns how many messages were examined and the sends, prepared for the plan.
     """
     folder = builder.folder
-    exact_search = getattr(ctx.mailbox, "exact_search", True)
-    queries = _queries(rules, ctx.now, exact_search=exact_search,
-                       header_strings=WORD_SEARCH not in ctx.mailbox.capabilities)
+    features = ctx.mailbox.features
+    exact_search = features.exact_search
+    # A whole-word header search (Gmail) would miss `invoices` for `invoice`: only a
+    # header's presence may narrow there.
+    queries = _queries(rules, ctx.now, exact_search=exact_search, header_strings=not features.whole_word_search)
     local = not exact_search or evaluate_locally(queries, scan_size)
     candidates = _local_candidates if local else _searched_candidates
     eval_ctx = EvalContext(now=ctx.now)
@@ -161,7 +161,7 @@ def _local_candidates(ctx: ScanContext, folder: str, rules: Sequence[Rule], quer
         light_needs |= _header_part(rule_needs(rule))
     found = {rule.name: _search(ctx, folder, query, min_uid) for rule, query in heavy}
     deferred = set().union(*found.values())
-    scanned = ctx.mailbox.search(["ALL"], min_uid=min_uid)
+    scanned = ctx.mailbox.search(EVERYTHING, min_uid=min_uid)
     not_candidates = {rule.name: False for rule, _ in heavy}
     for uid, message in ctx.mailbox.fetch([uid for uid in scanned if uid not in deferred], light_needs):
         yield uid, message, not_candidates
@@ -196,10 +196,10 @@ def _queries(rules: Sequence[Rule], now: datetime, *, exact_search: bool, header
 
 def _search(ctx: ScanContext, folder: str, query: SearchQuery, min_uid: int) -> frozenset[int]:
     try:
-        return frozenset(ctx.mailbox.search(list(query.criteria), min_uid=min_uid))
+        return frozenset(ctx.mailbox.search(query, min_uid=min_uid))
     except CapabilityError as exc:
         ctx.warnings.append(f"{folder}: {exc}; searching without the non-ASCII criteria and checking locally")
-        return frozenset(ctx.mailbox.search(list(ascii_fallback(query).criteria), min_uid=min_uid))
+        return frozenset(ctx.mailbox.search(ascii_fallback(query), min_uid=min_uid))
 
 
 def _verdicts(uid: int, rules: Sequence[Rule], queries: Sequence[SearchQuery],

@@ -37,7 +37,7 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from re import _parser as sre_parse  # type: ignore[attr-defined]  # the only parser that knows every regex form
@@ -66,114 +66,18 @@ from mailrules.model import (
     flag_key,
 )
 
-# ---------------------------------------------------------------- search keys
-
-
-@dataclass(frozen=True, slots=True)
-class Term:
-    """One search key with its arguments, e.g. ``("SUBJECT", "invoice")`` or ``("SEEN",)``."""
-
-    tokens: tuple[str | int | date, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class OrKey:
-    left: Key
-    right: Key
-
-
-@dataclass(frozen=True, slots=True)
-class NotKey:
-    key: Key
-
-
-@dataclass(frozen=True, slots=True)
-class Group:
-    """A conjunction used as one operand of ``OR``/``NOT``: rendered in parentheses."""
-
-    keys: tuple[Key, ...]
-
-
-Key = Term | OrKey | NotKey | Group
-
-ALL_KEYS: tuple[Key, ...] = ()  # an empty conjunction: every message
-
-
-def any_of(keys: Sequence[Key]) -> Key:
-    """``OR`` over one or more keys, nested to the right (IMAP's ``OR`` takes two)."""
-    if len(keys) == 1:
-        return keys[0]
-    return OrKey(keys[0], any_of(keys[1:]))
-
-
-def group(keys: Sequence[Key]) -> Key:
-    """One key for a non-empty conjunction."""
-    return keys[0] if len(keys) == 1 else Group(tuple(keys))
-
-
-def key_tokens(key: Key) -> list[object]:
-    """A key in imapclient's nested-list form: operands that are conjunctions become lists."""
-    match key:
-        case Term(tokens):
-            return list(tokens)
-        case OrKey(left, right):
-            return ["OR", *_operand(left), *_operand(right)]
-        case NotKey(inner):
-            return ["NOT", *_operand(inner)]
-        case Group(keys):
-            return [token for inner in keys for token in key_tokens(inner)]
-    raise TypeError(f"not a search key: {key!r}")
-
-
-def _operand(key: Key) -> list[object]:
-    return [key_tokens(key)] if isinstance(key, Group) else key_tokens(key)
-
-
-def key_texts(key: Key) -> Iterable[str]:
-    """Every string argument of a key (needles, header names, keywords)."""
-    match key:
-        case Term(tokens):
-            yield from (token for token in tokens if isinstance(token, str))
-        case OrKey(left, right):
-            yield from key_texts(left)
-            yield from key_texts(right)
-        case NotKey(inner):
-            yield from key_texts(inner)
-        case Group(keys):
-            for inner in keys:
-                yield from key_texts(inner)
-
-
-def _is_ascii_key(key: Key) -> bool:
-    return all(text.isascii() for text in key_texts(key))
-
-
-# ---------------------------------------------------------------- the query
-
-
-@dataclass(frozen=True, slots=True)
-class SearchQuery:
-    """What the server is asked, and what is left for the local matcher.
-
-    ``keys`` is a conjunction (empty: ``ALL``).  ``residual`` is None when ``exact``;
-    otherwise the part of the condition the local check must still decide (the server's
-    answer already guarantees the rest).  ``notes`` say why something was not pushed.
-    """
-
-    keys: tuple[Key, ...]
-    exact: bool
-    residual: Condition | None
-    notes: tuple[str, ...] = ()
-
-    @property
-    def criteria(self) -> tuple[object, ...]:
-        """The criteria for ``IMAPClient.search``, e.g. ``('OR', 'SUBJECT', 'x', 'FROM', 'y', 'UNSEEN')``."""
-        return tuple(token for key in self.keys for token in key_tokens(key)) or ("ALL",)
-
-    @property
-    def needs_utf8(self) -> bool:
-        """Some argument is non-ASCII: the search must say ``CHARSET UTF-8``."""
-        return not all(_is_ascii_key(key) for key in self.keys)
+from mailrules.query import (
+    ALL_KEYS,
+    Group,
+    Key,
+    NotKey,
+    OrKey,
+    SearchQuery,
+    Term,
+    any_of,
+    group,
+    is_ascii_key,
+)
 
 
 def _exact(*keys: Key) -> SearchQuery:
@@ -288,12 +192,12 @@ def _branch_key(part: SearchQuery) -> Key | None:
     keys: a smaller conjunction inside an ``OR`` only widens the result.  Strings are never
     exact, so no exact branch loses anything.
     """
-    keys = part.keys if len(part.keys) < 2 else tuple(key for key in part.keys if _is_ascii_key(key))
+    keys = part.keys if len(part.keys) < 2 else tuple(key for key in part.keys if is_ascii_key(key))
     return group(keys) if keys else None
 
 
 def _branch_dropped_text(part: SearchQuery) -> bool:
-    return len(part.keys) >= 2 and not all(_is_ascii_key(key) for key in part.keys)
+    return len(part.keys) >= 2 and not all(is_ascii_key(key) for key in part.keys)
 
 
 def _push_not(cond: Not, part: SearchQuery) -> SearchQuery:
@@ -669,12 +573,12 @@ def _without_non_ascii(key: Key) -> Key | None:
     """The key with non-ASCII parts widened to everything; None means ``ALL``."""
     match key:
         case Term():
-            return key if _is_ascii_key(key) else None
+            return key if is_ascii_key(key) else None
         case OrKey(left, right):
             new_left, new_right = _without_non_ascii(left), _without_non_ascii(right)
             return None if new_left is None or new_right is None else OrKey(new_left, new_right)
         case NotKey(inner):
-            return key if _is_ascii_key(inner) else None  # widening under NOT would narrow
+            return key if is_ascii_key(inner) else None  # widening under NOT would narrow
         case Group(keys):
             kept = [k for inner in keys if (k := _without_non_ascii(inner)) is not None]
             return group(kept) if kept else None

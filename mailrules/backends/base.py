@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
+from mailrules.query import SearchQuery
+
 if TYPE_CHECKING:
     from mailrules.message import MessageView
 
@@ -52,6 +54,29 @@ class FetchNeeds:
 
 
 @dataclass(frozen=True, slots=True)
+class Features:
+    """What a store can do, in the project's own terms; each backend reads them from its own
+    protocol (IMAP capabilities, the Maildir layout) and nothing above it asks that protocol."""
+
+    # Moves in one step (IMAP MOVE, RFC 6851); otherwise the executor copies, then removes
+    # exactly the originals that arrived.
+    supports_move: bool = False
+    # Removes exactly the given messages (IMAP UID EXPUNGE, RFC 4315); otherwise a removed
+    # message stays flagged \Deleted, since a plain EXPUNGE would also take other clients' deletions.
+    expunges_by_uid: bool = True
+    # Says which UIDs copies got in the destination (COPYUID, RFC 4315).
+    reports_copy_uids: bool = False
+    # search() answers exactly; False when it only pre-filters and every rule is decided locally.
+    exact_search: bool = True
+    # Header text search matches whole words only (Gmail), so only a header's presence may narrow.
+    whole_word_search: bool = False
+    # Folders say what they are for (\Sent, \Trash: IMAP SPECIAL-USE, RFC 6154).
+    special_use: bool = False
+    # Stores keywords ($Later, Junk) besides the system flags.
+    keywords: bool = True
+
+
+@dataclass(frozen=True, slots=True)
 class CopyResult:
     """What a COPY/MOVE reported: the new UIDs in the destination (COPYUID), when the server says."""
 
@@ -71,15 +96,7 @@ class Mailbox(Protocol):
     def delimiter(self) -> str: ...
 
     @property
-    def capabilities(self) -> frozenset[str]: ...
-
-    @property
-    def exact_search(self) -> bool:
-        """False when search() only pre-filters and every rule must be checked locally."""
-        ...
-
-    @property
-    def supports_keywords(self) -> bool: ...
+    def features(self) -> Features: ...
 
     def list_folders(self) -> list[str]: ...
 
@@ -95,8 +112,9 @@ class Mailbox(Protocol):
         """Log in again after a ConnectionLost; no folder is selected afterwards."""
         ...
 
-    def search(self, criteria: list[object], *, min_uid: int = 1) -> list[int]:
-        """UIDs in the open folder matching the imapclient-style ``criteria`` with UID >= min_uid."""
+    def search(self, query: SearchQuery, *, min_uid: int = 1) -> list[int]:
+        """UIDs in the open folder with UID >= min_uid that ``query``'s keys may match: all of
+        them, or more when ``features.exact_search`` is False (never fewer)."""
         ...
 
     def fetch(self, uids: Sequence[int], needs: FetchNeeds) -> Iterator[tuple[int, MessageView]]:

@@ -5,18 +5,23 @@ imapclient's general response parser is pure Python and token by token: on a fol
 the same shape — UID, RFC822.SIZE, INTERNALDATE, FLAGS and one body section, whose
 contents arrive as a literal imaplib has already cut out — so the atoms around the
 literal can be read with a few regular expressions.  Any response of another shape
-(BODYSTRUCTURE, a second literal, an unexpected item) goes to imapclient's parser, so the
-result is always the same as imapclient's; a unit test checks the two against each other.
+(BODYSTRUCTURE, a second literal, an unexpected item) goes to the general parser the IMAP
+backend passes in (imapclient's), so the result is always the same as imapclient's; a unit
+test checks the two against each other.  This module stays pure: only imap.py talks to
+imapclient.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 ResponseData = Sequence[bytes | tuple[bytes, bytes]]
+Response = list[bytes | tuple[bytes, bytes]]
+# Reads one response of any shape: (uid, {item: value}), or None.
+GeneralReader = Callable[[Response], "tuple[int, dict[bytes, Any]] | None"]
 
 _START = re.compile(rb"^\d+ \(")
 _UID = re.compile(rb"[( ]UID (\d+)")
@@ -29,7 +34,7 @@ _MONTHS = {name: number for number, name in enumerate(
 _DATE_PARTS = re.compile(rb"^ ?(\d{1,2})-([A-Za-z]{3})-(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})$")
 
 
-def parse_fetch(data: ResponseData) -> dict[int, dict[bytes, Any]]:
+def parse_fetch(data: ResponseData, general: GeneralReader) -> dict[int, dict[bytes, Any]]:
     """UID -> {item: value}, like ``parse_fetch_response(data, normalise_times=False, uid_is_key=True)``."""
     parsed: dict[int, dict[bytes, Any]] = {}
     for response in _responses(data):
@@ -38,7 +43,7 @@ def parse_fetch(data: ResponseData) -> dict[int, dict[bytes, Any]]:
             # An unsolicited update from another client (`* 5 FETCH (FLAGS ...)`): its number
             # is a sequence number and must not shadow the message whose UID it equals.
             continue
-        item = _fast(response, text) or _general(response)
+        item = _fast(response, text) or general(response)
         if item is not None:
             parsed[item[0]] = item[1]
     return parsed
@@ -89,13 +94,6 @@ def _fast(response: list[bytes | tuple[bytes, bytes]], text: bytes) -> tuple[int
             return None
         item[section.group(1)] = literals[0][1]
     return int(uid.group(1)), item
-
-
-def _general(response: list[bytes | tuple[bytes, bytes]]) -> tuple[int, dict[bytes, Any]] | None:
-    from imapclient.response_parser import parse_fetch_response
-
-    found = parse_fetch_response(response, normalise_times=False, uid_is_key=True)
-    return next(iter(found.items()), None)
 
 
 def parse_internaldate(text: bytes) -> datetime | None:

@@ -27,12 +27,13 @@ from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from mailrules.backends.base import CopyResult, FetchNeeds, FolderStatus
+from mailrules.backends.base import CopyResult, FetchNeeds, Features, FolderStatus
 from mailrules.errors import (AuthenticationFailed, BackendError, CapabilityError, ConfigurationError, ConnectionLost,
                               FolderRefused, MessagesVanished, MissingFolder,
                               redact, register_secret)
 from mailrules.folders import RULE_DELIMITER, SPECIAL_USES, FolderNames
 from mailrules.signals import on_interrupt
+from mailrules.query import SearchQuery
 from mailrules.uidset import batched, parse_uid_set, uid_ranges
 
 if TYPE_CHECKING:
@@ -56,6 +57,8 @@ BODY_BATCH_BYTES = 32 * 1024 * 1024
 PORTABLE_LINE = 8_000
 DOVECOT_LINE = 60_000
 DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
+# Gmail's capability: its header SEARCH matches whole words, so `invoice` misses `invoices`.
+WORD_SEARCH = "X-GM-EXT-1"
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 # RFC 3501 atom: printable ASCII except SP ( ) { % * " \ ] (and so no CTL or 8-bit).
 _ATOM = re.compile(r'[\x21\x23\x24\x26\x27\x2b-\x5b\x5e-\x7a\x7c-\x7e]+')
@@ -146,6 +149,13 @@ class ImapMailbox:
     def expunges_by_uid(self) -> bool:
         """Whether ``delete`` removes messages (UID EXPUNGE, RFC 4315) or can only flag them."""
         return "UIDPLUS" in self.capabilities
+
+    @property
+    def features(self) -> Features:
+        capabilities = self.capabilities
+        return Features(supports_move="MOVE" in capabilities, expunges_by_uid="UIDPLUS" in capabilities,
+                        reports_copy_uids="UIDPLUS" in capabilities, exact_search=True,
+                        whole_word_search=WORD_SEARCH in capabilities, special_use="SPECIAL-USE" in capabilities)
 
     @property
     def delimiter(self) -> str:
@@ -322,7 +332,7 @@ class ImapMailbox:
     def list_folders(self) -> list[str]:
         """Selectable folders (``\\Noselect`` parents left out), INBOX first, then by name."""
         names = self.names
-        ask = "SPECIAL-USE" in self.capabilities  # RFC 6154: some servers name the uses only when asked
+        ask = self.features.special_use  # RFC 6154: some servers name the uses only when asked
         command = 'LIST "" "*"' + (" RETURN (SPECIAL-USE)" if ask else "")
         listing = self._read(command, lambda client: _list_all(client, special_use=ask))
         found: set[str] = set()
@@ -375,13 +385,13 @@ class ImapMailbox:
 
     # ------------------------------------------------------------ reading messages
 
-    def search(self, criteria: list[object], *, min_uid: int = 1) -> list[int]:
-        """UIDs matching ``criteria`` (imapclient's nested-list form) with UID >= ``min_uid``.
+    def search(self, query: SearchQuery, *, min_uid: int = 1) -> list[int]:
+        """UIDs matching ``query``'s keys with UID >= ``min_uid``: exact, the server decides.
 
         Non-ASCII strings are sent as UTF-8 literals with ``CHARSET UTF-8``; a server
         that refuses that raises ``CapabilityError`` so the caller can fall back.
         """
-        tokens = search_tokens(criteria or ["ALL"])
+        tokens = search_tokens(list(query.criteria))
         if min_uid > 1:
             tokens += [b"UID", f"{min_uid}:*".encode()]
         utf8 = any(_is_8bit(token) for token in tokens)
@@ -972,7 +982,15 @@ def _uid_fetch(client: IMAPClient, uid_set: str, items: Sequence[str]) -> dict[i
     # Leftover unsolicited FETCH lines (flag changes by other clients) would mix in otherwise.
     client._imap.untagged_responses.pop("FETCH", None)
     data = client._raw_command_untagged(b"FETCH", [uid_set.encode(), f"({' '.join(items)})".encode()])
-    return parse_fetch(data)
+    return parse_fetch(data, general_fetch_item)
+
+
+def general_fetch_item(response: list[bytes | tuple[bytes, bytes]]) -> tuple[int, dict[bytes, Any]] | None:
+    """One FETCH response of any shape, read by imapclient's general parser."""
+    from imapclient.response_parser import parse_fetch_response
+
+    found = parse_fetch_response(response, normalise_times=False, uid_is_key=True)
+    return next(iter(found.items()), None)
 
 
 def _with_copyuid(client: IMAPClient, call: Callable[[], object]) -> CopyResult:

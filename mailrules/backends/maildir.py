@@ -32,12 +32,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from imapclient import imap_utf7
 
-from mailrules.backends.base import CopyResult, FetchNeeds, FolderStatus
+from mailrules.backends import utf7
+from mailrules.backends.base import CopyResult, FetchNeeds, Features, FolderStatus
 from mailrules.errors import BackendError, CapabilityError, ConfigurationError, FolderRefused, MissingFolder
 from mailrules.message import MessageView
 from mailrules.model import flag_key
+from mailrules.query import SearchQuery
 
 # Maildir info letters for the IMAP system flags (https://cr.yp.to/proto/maildir.html).
 FLAG_LETTERS = {"\\draft": "D", "\\flagged": "F", "\\answered": "R", "\\seen": "S", "\\deleted": "T"}
@@ -56,9 +57,9 @@ class MaildirMailbox:
 
     delimiter = DELIMITER
     # MOVE here is "add to the destination, then remove the original": never a loss.
-    capabilities = frozenset({"MOVE"})
-    exact_search = False  # search() returns every message; the local evaluator decides
-    supports_keywords = True
+    # move() writes the copy and syncs it before the original goes, so the executor needs no
+    # copy-then-remove of its own; search() returns every message and the local evaluator decides.
+    features = Features(supports_move=True, expunges_by_uid=True, exact_search=False, keywords=True)
 
     def __init__(self, path: str | os.PathLike[str]):
         self.root = Path(path)
@@ -152,7 +153,7 @@ class MaildirMailbox:
     def _key(self, uid: int) -> str | None:
         return self._keys[uid - 1] if 1 <= uid <= len(self._keys) else None
 
-    def search(self, criteria: list[object], *, min_uid: int = 1) -> list[int]:
+    def search(self, query: SearchQuery, *, min_uid: int = 1) -> list[int]:
         return list(range(max(min_uid, 1), len(self._keys) + 1))
 
     def fetch(self, uids: Sequence[int], needs: FetchNeeds) -> Iterator[tuple[int, MessageView]]:
@@ -292,7 +293,7 @@ def folder_directory(folder: str) -> str:
     escaped = [level.replace("\\", "\\5c").replace(".", "\\2e") for level in levels]
     if escaped[0].startswith("~"):
         escaped[0] = "\\7e" + escaped[0][1:]  # Dovecot would read a leading ~ as a home directory
-    return "." + ".".join(imap_utf7.encode(level).decode("ascii") for level in escaped)
+    return "." + ".".join(utf7.encode(level) for level in escaped)
 
 
 def folder_name(directory: str) -> str:
@@ -307,7 +308,7 @@ def folder_name(directory: str) -> str:
 def _level_name(level: str) -> str:
     if level.isascii():
         try:
-            level = imap_utf7.decode(level.encode("ascii"))
+            level = utf7.decode(level)
         except (UnicodeDecodeError, ValueError):
             pass  # not modified UTF-7 after all: the name as it is
     return _ESCAPED.sub(_unescape, level)

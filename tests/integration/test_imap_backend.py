@@ -15,11 +15,16 @@ from mailrules.backends.imap import DOVECOT_LINE, ImapMailbox, TlsMode
 from mailrules.errors import BackendError, ConnectionLost
 from mailrules.message import MessageView
 from mailrules.uidset import uid_ranges
+from mailrules.query import EVERYTHING, Key, NotKey, OrKey, SearchQuery, Term
 from tests.support.dovecot import Dovecot, User, free_port, maildir_folder
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 SUBJECT = FetchNeeds(headers=frozenset({"subject"}))
 _ids = itertools.count(1)
+
+
+def keys(*wanted: Key) -> SearchQuery:
+    return SearchQuery(wanted, True, None)
 
 
 def message(subject: str = "Hello", sender: str = "alice@example.org", body: str = "Hi there\r\n",
@@ -153,10 +158,10 @@ def test_search_sends_non_ascii_text_as_utf8(dovecot: Dovecot, imap_user: User) 
     trace: list[str] = []
     box = connect(imap_user, trace=trace.append)
     box.open_folder("INBOX", readonly=True)
-    assert box.search(["SUBJECT", "grüße"]) == [1]
-    assert box.search(["OR", ["SUBJECT", "köln"], ["FROM", "nobody@nowhere.example"]]) == [1]
-    assert box.search(["NOT", ["SUBJECT", "Grüße"]]) == [2]
-    assert box.search(["SUBJECT", "(urgent)"]) == [2]  # imapclient itself would send it unquoted: BAD
+    assert box.search(keys(Term(("SUBJECT", "grüße")))) == [1]
+    assert box.search(keys(OrKey(Term(("SUBJECT", "köln")), Term(("FROM", "nobody@nowhere.example"))))) == [1]
+    assert box.search(keys(NotKey(Term(("SUBJECT", "Grüße"))))) == [2]
+    assert box.search(keys(Term(("SUBJECT", "(urgent)")))) == [2]  # imapclient itself would send it unquoted: BAD
     box.close()
     assert any(line.startswith("UID SEARCH CHARSET UTF-8 ") for line in trace)
     assert not any("CHARSET" in line for line in trace if "urgent" in line)
@@ -167,8 +172,8 @@ def test_search_from_a_uid_ignores_the_star_quirk(dovecot: Dovecot, imap_user: U
     for index in range(3):
         dovecot.deliver(imap_user, message(f"n{index}"))
     mailbox.open_folder("INBOX", readonly=True)
-    assert mailbox.search(["ALL"], min_uid=2) == [2, 3]
-    assert mailbox.search(["ALL"], min_uid=10) == []  # the server answers "10:*" with UID 3
+    assert mailbox.search(EVERYTHING, min_uid=2) == [2, 3]
+    assert mailbox.search(EVERYTHING, min_uid=10) == []  # the server answers "10:*" with UID 3
 
 
 # ---------------------------------------------------------------- fetching
@@ -183,7 +188,7 @@ def test_fetch_reads_every_requested_uid_in_batches(dovecot: Dovecot, imap_user:
         dovecot.deliver(imap_user, message(f"number {index}"))
     box = connect(imap_user)
     box.open_folder("INBOX", readonly=True)
-    uids = box.search(["ALL"])
+    uids = box.search(EVERYTHING)
     everything = subjects(box, uids)
     every_third = subjects(box, uids[::3])
     box.close()
@@ -368,7 +373,7 @@ def test_reading_survives_a_dropped_connection(dovecot: Dovecot, imap_user: User
     box = connect(imap_user, trace=trace.append)
     box.open_folder("INBOX", readonly=True)
     dovecot.kick(imap_user)
-    assert box.search(["SUBJECT", "still"]) == [1]
+    assert box.search(keys(Term(("SUBJECT", "still")))) == [1]
     assert subjects(box, [1]) == {1: "still here"}
     box.close()
     assert trace.count(f"LOGIN {imap_user.username} ****") == 2
@@ -400,7 +405,7 @@ def test_a_folder_recreated_while_disconnected_is_not_read_by_stale_uids(dovecot
         other.delete_folder("Work")
         other.create_folder("Work")
     with pytest.raises(BackendError, match="UIDVALIDITY changed"):
-        box.search(["ALL"])
+        box.search(EVERYTHING)
     box.close()
 
 
@@ -444,7 +449,7 @@ def test_whole_messages_are_fetched_in_batches_by_size(imap_user: User, dovecot:
     commands: list[str] = []
     with connect(imap_user, trace=commands.append) as box:
         box.open_folder("INBOX", readonly=True)
-        uids = box.search([])
+        uids = box.search(EVERYTHING)
         seen = [(uid, view.body_text().strip()[:3]) for uid, view in box.fetch(uids, FetchNeeds(body=True))]
     assert seen == [(uid, "xxx") for uid in uids]
     bodies = [line for line in commands if "BODY.PEEK[]" in line]

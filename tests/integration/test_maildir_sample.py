@@ -17,6 +17,7 @@ import pytest
 
 from mailrules.backends.base import FetchNeeds
 from mailrules.backends.maildir import MaildirMailbox
+from mailrules.query import EVERYTHING
 from tests.support.cli import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +51,7 @@ def _flags_by_subject(root: Path, folder: str) -> dict[str, frozenset[str]]:
     box = MaildirMailbox(root)
     box.open_folder(folder, readonly=True)
     needs = FetchNeeds(headers=frozenset({"subject"}))
-    return {message.subject: message.flags for _, message in box.fetch(box.search(["ALL"]), needs)}
+    return {message.subject: message.flags for _, message in box.fetch(box.search(EVERYTHING), needs)}
 
 
 def test_plan_says_what_the_account_cannot_send_and_run_does_exactly_the_plan(sample: Path) -> None:

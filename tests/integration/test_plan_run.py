@@ -199,12 +199,13 @@ def test_the_maildir_backend_gives_the_same_outcome_as_dovecot(space: Workspace,
                       "--now", NOW])
     assert result.code == 0, result.output
     from mailrules.backends.maildir import MaildirMailbox
+    from mailrules.query import EVERYTHING
 
     box = MaildirMailbox(local)
     local_state: dict[str, set[str]] = {}
     for folder in box.list_folders():
         box.open_folder(folder, readonly=True)
-        ids = {message.message_id or "" for _, message in box.fetch(box.search(["ALL"]), _no_needs())}
+        ids = {message.message_id or "" for _, message in box.fetch(box.search(EVERYTHING), _no_needs())}
         if ids:
             local_state[folder] = ids
     assert local_state == message_ids(snapshot(dovecot, space.user))

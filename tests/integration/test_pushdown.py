@@ -20,6 +20,7 @@ from mailrules.match import EvalContext, matches
 from mailrules.model import Condition
 from mailrules.parse import parse_condition
 from mailrules.search import to_search
+from mailrules.query import EVERYTHING
 from tests.support.dovecot import Dovecot, User
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -85,7 +86,7 @@ def mailbox(corpus: User):  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="module")
 def messages(mailbox):  # type: ignore[no-untyped-def]
-    return dict(mailbox.fetch(mailbox.search(["ALL"]), FetchNeeds(all_headers=True, body=True, structure=True)))
+    return dict(mailbox.fetch(mailbox.search(EVERYTHING), FetchNeeds(all_headers=True, body=True, structure=True)))
 
 
 def undecodable(message) -> bool:  # type: ignore[no-untyped-def]
@@ -99,7 +100,7 @@ def undecodable(message) -> bool:  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("name, condition", conditions(), ids=[name for name, _ in conditions()])
 def test_the_server_search_contains_every_local_match(name: str, condition: Condition, mailbox, messages) -> None:
     query = to_search(condition, now=NOW)
-    found = set(mailbox.search(list(query.criteria)))
+    found = set(mailbox.search(query))
     local = {uid for uid, message in messages.items() if matches(condition, message, EvalContext(now=NOW))}
     missed = {uid for uid in local - found if not undecodable(messages[uid])}
     assert not missed, f"SEARCH {query.criteria} missed UIDs {sorted(missed)}"

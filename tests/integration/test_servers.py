@@ -22,6 +22,7 @@ from mailrules.backends.imap import ImapMailbox
 from mailrules.match import EvalContext, matches
 from mailrules.model import Condition
 from mailrules.search import to_search
+from mailrules.query import EVERYTHING
 from tests.integration.test_pushdown import conditions, undecodable
 from tests.support.cyrus import Cyrus
 from tests.support.dovecot import Dovecot
@@ -327,14 +328,14 @@ def corpus_mailbox(corpus: Account) -> Iterator[tuple[ImapMailbox, dict]]:  # ty
                      password=corpus.password) as box:
         box.open_folder("INBOX", readonly=True)
         needs = FetchNeeds(all_headers=True, body=True, structure=True)
-        yield box, dict(box.fetch(box.search(["ALL"]), needs))
+        yield box, dict(box.fetch(box.search(EVERYTHING), needs))
 
 
 @pytest.mark.parametrize("name, condition", conditions(), ids=[name for name, _ in conditions()])
 def test_the_server_search_contains_every_local_match(name: str, condition: Condition, corpus_mailbox) -> None:  # type: ignore[no-untyped-def]
     box, messages = corpus_mailbox
     query = to_search(condition, now=PUSHDOWN_NOW)
-    found = set(box.search(list(query.criteria)))
+    found = set(box.search(query))
     local = {uid for uid, message in messages.items() if matches(condition, message, EvalContext(now=PUSHDOWN_NOW))}
     missed = {uid for uid in local - found if not undecodable(messages[uid])}
     assert not missed, f"SEARCH {query.criteria} missed UIDs {sorted(missed)}"

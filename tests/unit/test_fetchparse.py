@@ -8,6 +8,7 @@ import pytest
 from imapclient.response_parser import parse_fetch_response
 
 from mailrules.backends.fetchparse import parse_fetch, parse_internaldate
+from mailrules.backends.imap import general_fetch_item
 
 HEADER = b"From: a@example.com\r\nSubject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= {curly} (paren)\r\n\r\n"
 
@@ -39,17 +40,17 @@ CASES = {
 def test_the_fast_reader_agrees_with_imapclient(name: str) -> None:
     data = CASES[name]
     expected = dict(parse_fetch_response(data, normalise_times=False, uid_is_key=True))
-    assert parse_fetch(data) == expected
+    assert parse_fetch(data, general_fetch_item) == expected
 
 
 def test_an_unsolicited_update_without_a_uid_does_not_shadow_a_message() -> None:
     data = [b"12 (FLAGS (\\Deleted))", *CASES["headers"]]
-    assert sorted(parse_fetch(data)) == [11, 12]
-    assert parse_fetch(data)[12][b"RFC822.SIZE"] == 99
+    assert sorted(parse_fetch(data, general_fetch_item)) == [11, 12]
+    assert parse_fetch(data, general_fetch_item)[12][b"RFC822.SIZE"] == 99
 
 
 def test_no_match_is_an_empty_answer() -> None:
-    assert parse_fetch([None]) == {}  # type: ignore[list-item]
+    assert parse_fetch([None], general_fetch_item) == {}  # type: ignore[list-item]
 
 
 def test_internaldate_keeps_its_zone() -> None:

@@ -12,6 +12,7 @@ from mailrules.backends.maildir import MaildirMailbox
 from mailrules.loader import load_ruleset
 from mailrules.planner import PlanOptions, build_plan
 from mailrules.render import render_plan
+from mailrules.query import EVERYTHING
 
 NOW = datetime(2026, 11, 20, tzinfo=timezone.utc)
 
@@ -26,7 +27,7 @@ def _maildir(root: Path, *names: str) -> Path:
 
 def _flags(box: MaildirMailbox, folder: str = "INBOX") -> list[frozenset[str]]:
     box.open_folder(folder, readonly=True)
-    return [message.flags for _, message in box.fetch(box.search(["ALL"]), FetchNeeds())]
+    return [message.flags for _, message in box.fetch(box.search(EVERYTHING), FetchNeeds())]
 
 
 def test_a_keyword_gets_a_letter_after_the_system_flags_and_a_line_in_dovecot_keywords(tmp_path: Path) -> None:
