@@ -628,7 +628,9 @@ def fetch_needs(cond: Condition) -> FetchNeeds:
             return FetchNeeds(structure=True)
         case DateTest(source="sent"):
             return FetchNeeds(headers=frozenset({"date"}))
-    return FetchNeeds()
+        case SizeTest() | AgeTest() | DateTest() | FlagTest():
+            return FetchNeeds()  # size, INTERNALDATE and flags come with every fetch
+    raise TypeError(f"not a condition: {cond!r}")
 
 
 def reply_fetch_needs() -> FetchNeeds:
