@@ -141,7 +141,8 @@ def load_accounts(path: str | os.PathLike[str] | None = None) -> Accounts:
     file = os.fspath(path) if path is not None else default_accounts_path()
     if not os.path.exists(file):
         raise UsageError(f"accounts file not found: {file}")
-    from mailrules.loader import SchemaHints, load_yaml_document
+    from mailrules.loader import load_yaml_document
+    from mailrules.schema import SchemaHints
 
     doc = load_yaml_document(file, "accounts", SchemaHints(unknown_key=_password_key_hint))
     reader = _Reader(doc.locs, os.path.dirname(os.path.abspath(file)))

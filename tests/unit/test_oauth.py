@@ -257,7 +257,7 @@ def test_auth_refuses_accounts_it_cannot_sign_in(tmp_path: Path, capsys: pytest.
 
 
 def test_the_schema_describes_every_oauth2_key() -> None:
-    from mailrules.loader import load_schema
+    from mailrules.schema import load_schema
 
     oauth2 = load_schema("accounts")["$defs"]["oauth2"]["properties"]
     assert set(oauth2) == {"token_command", "provider", "client_id", "client_secret_command", "tenant", "scopes",

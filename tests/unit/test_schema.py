@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
-from mailrules.loader import load_schema
+from mailrules.schema import load_schema
 from mailrules.yamlsrc import read_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,7 +126,7 @@ def test_the_installed_package_carries_and_loads_the_schemas(tmp_path: Path) -> 
         cwd=source, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert build.returncode == 0, build.stderr
-    probe = "import json, mailrules.loader as l; print(json.dumps([l.__file__, l.load_schema('rules')['$id']]))"
+    probe = "import json, mailrules.schema as l; print(json.dumps([l.__file__, l.load_schema('rules')['$id']]))"
     run = subprocess.run(
         [sys.executable, "-c", probe], cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "lib")},
         capture_output=True, text=True, timeout=60,
