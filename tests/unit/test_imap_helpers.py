@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from mailrules.backends.base import CopyResult, FetchNeeds
-from mailrules.backends.imap import (
-    ImapMailbox,
-    refuses_charset,
+from mailrules.backends.imap import ImapMailbox, refuses_charset
+from mailrules.backends.imap_wire import (
     bodystructure_has_attachment,
     fetch_items,
     merge_copy_results,
