@@ -87,9 +87,6 @@ class ImapMailbox:
     are shown inline and the password is replaced.
     """
 
-    exact_search = True
-    supports_keywords = True
-
     def __init__(self, host: str, port: int | None = None, *, tls: TlsMode = "ssl", username: str,
                  password: str = "", ca_file: str | None = None, timeout: float = 60.0, trace: Trace | None = None,
                  oauth2: Callable[[], str] | None = None):
