@@ -84,6 +84,7 @@ def _parser() -> argparse.ArgumentParser:
     for name in ("plan", "run"):
         _add_mailbox_command(commands, name)
     _add_history(commands)
+    _add_diff(commands)
     _add_auth(commands)
     return parser
 
@@ -308,6 +309,36 @@ def _run_id(text: str) -> int:
         return int(text.removeprefix("#"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a run number like 12") from None
+
+
+# ---------------------------------------------------------------- diff
+
+
+def _add_diff(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cmd = commands.add_parser("diff", help="what a rule change would do differently, message by message; "
+                                           "read-only")
+    cmd.add_argument("old", help="the rules before: a file, or git:REV:path for the file at a git revision")
+    cmd.add_argument("new", help="the rules after: a file, or git:REV:path")
+    where = cmd.add_mutually_exclusive_group()
+    where.add_argument("--fixtures", help="a folder of .eml files (subfolders name mail folders; top level is INBOX)")
+    where.add_argument("--maildir", help="a local Maildir")
+    where.add_argument("--account", help="account name from the accounts file")
+    cmd.add_argument("--accounts", help="accounts file (default ~/.config/mailrules/accounts.yaml)")
+    cmd.add_argument("--now", help="the clock for age conditions, e.g. 2026-11-20T10:00:00Z")
+    output = cmd.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="the differences as JSON")
+    output.add_argument("--format", choices=("text", "markdown"), default="text",
+                        help="markdown: for a comment on a pull request")
+    cmd.add_argument("-v", "--verbose", action="count", default=0, help="show IMAP commands (passwords redacted)")
+    cmd.set_defaults(handler=_diff)
+
+
+def _diff(args: argparse.Namespace, out: TextIO) -> int:
+    from mailrules.diff import DiffRequest, run_diff
+
+    return run_diff(DiffRequest(old=args.old, new=args.new, now=parse_now(args.now), fixtures=args.fixtures,
+                                maildir=args.maildir, account=args.account, accounts_file=args.accounts,
+                                as_json=args.json, fmt=args.format, verbose=args.verbose), out)
 
 
 # ---------------------------------------------------------------- auth
