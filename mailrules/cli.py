@@ -195,7 +195,7 @@ def parse_now(text: str | None) -> datetime:
 
 def _add_test(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     cmd = commands.add_parser("test", help="run rule tests (.test.yaml files) offline")
-    cmd.add_argument("testfiles", nargs="+")
+    cmd.add_argument("testfiles", nargs="+", help="test files, or folders: every *.test.yaml under them")
     cmd.add_argument("--json", action="store_true", help="every case's result as JSON")
     cmd.set_defaults(handler=_test)
 

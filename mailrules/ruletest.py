@@ -6,12 +6,14 @@ invalid (those problems are printed as ``file:line:col`` and no case of that fil
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import TextIO
 
-from mailrules.errors import MailrulesError, Problem, RuleFileError
+from mailrules.errors import MailrulesError, Problem, RuleFileError, UsageError
 from mailrules.explain import Explanation, explain_message
 from mailrules.model import RuleSet, canonical_flag
 from mailrules.testfile import TestCase, TestSuite
@@ -78,7 +80,7 @@ def run_test_files(paths: Sequence[str], out: TextIO, *, as_json: bool = False) 
     results: list[CaseResult] = []
     problems: list[Problem] = []
     invalid = 0
-    for path in paths:
+    for path in test_files(paths):
         try:
             results += run_suite(load_test_suite(path))
         except RuleFileError as exc:
@@ -93,6 +95,25 @@ def run_test_files(paths: Sequence[str], out: TextIO, *, as_json: bool = False) 
     if invalid:
         return 2
     return 0 if all(result.passed for result in results) else 1
+
+
+def test_files(paths: Sequence[str]) -> list[str]:
+    """The test files named, with a folder standing for every ``*.test.yaml`` under it (hidden ones left out)."""
+    files: list[str] = []
+    for path in paths:
+        if not os.path.isdir(path):
+            files.append(path)
+            continue
+        found = sorted(str(file) for file in Path(path).rglob("*.test.y*ml")
+                       if file.suffix in (".yaml", ".yml") and not _hidden(file.relative_to(path)))
+        if not found:
+            raise UsageError(f"{path}: no rule test files (*.test.yaml) in this folder")
+        files += found
+    return files
+
+
+def _hidden(relative: Path) -> bool:
+    return any(part.startswith(".") for part in relative.parts)
 
 
 def _report_json(results: list[CaseResult], problems: list[Problem], out: TextIO) -> None:
