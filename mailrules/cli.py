@@ -197,13 +197,14 @@ def _add_test(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
     cmd = commands.add_parser("test", help="run rule tests (.test.yaml files) offline")
     cmd.add_argument("testfiles", nargs="+", help="test files, or folders: every *.test.yaml under them")
     cmd.add_argument("--json", action="store_true", help="every case's result as JSON")
+    cmd.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML, for CI dashboards")
     cmd.set_defaults(handler=_test)
 
 
 def _test(args: argparse.Namespace, out: TextIO) -> int:
     from mailrules.ruletest import run_test_files
 
-    return run_test_files(args.testfiles, out, as_json=args.json)
+    return run_test_files(args.testfiles, out, as_json=args.json, junit=args.junit)
 
 
 # ---------------------------------------------------------------- compile

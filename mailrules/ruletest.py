@@ -7,6 +7,7 @@ invalid (those problems are printed as ``file:line:col`` and no case of that fil
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -16,7 +17,7 @@ from typing import TextIO
 from mailrules.errors import MailrulesError, Problem, RuleFileError, UsageError
 from mailrules.explain import Explanation, explain_message
 from mailrules.model import RuleSet, canonical_flag
-from mailrules.testfile import TestCase, TestSuite
+from mailrules.testfile import ExpectedReply, TestCase, TestSuite
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +25,8 @@ class CaseResult:
     suite: str
     case: TestCase
     mismatches: tuple[str, ...]
+    errored: bool = False  # the case could not run (e.g. its message file is unreadable)
+    seconds: float = 0.0
 
     @property
     def passed(self) -> bool:
@@ -53,7 +56,59 @@ def _mismatches(case: TestCase, result: Explanation) -> list[str]:
         reasons = [f"{s.rule}: {s.skip_reason}" for s in result.sends if s.kind == "reply" and s.skip_reason]
         note = f" (skipped: {'; '.join(reasons)})" if reasons else ""
         found.append(_differs("replies", expect.replies, result.replies_sent) + note)
+    if expect.redirects is not None:
+        wanted = sorted(address.casefold() for address in expect.redirects)
+        if wanted != sorted(address.casefold() for address in result.redirects_sent):
+            found.append(_differs("redirects", list(expect.redirects), result.redirects_sent) + _skipped(result, "redirect"))
+    if expect.reply is not None:
+        found += _reply_mismatches(expect.reply, result)
     return found
+
+
+def _skipped(result: Explanation, kind: str) -> str:
+    reasons = [f"{s.rule}: {s.skip_reason}" for s in result.sends if s.kind == kind and s.skip_reason]
+    return f" (skipped: {'; '.join(reasons)})" if reasons else ""
+
+
+def _reply_mismatches(expected: Sequence[ExpectedReply], result: Explanation) -> list[str]:
+    """Each expected reply against the sent reply in the same place (rule order)."""
+    from mailrules.reply import envelope_sender
+
+    sent = [send for send in result.sends if send.kind == "reply" and send.skip_reason is None]
+    if len(sent) != len(expected):
+        return [f"reply: expected {len(expected)} sent, got {len(sent)}" + _skipped(result, "reply")]
+    recipient = envelope_sender(result.message) or ""
+    found: list[str] = []
+    for number, (want, send) in enumerate(zip(expected, sent), start=1):
+        which = f"reply {number} (rule {send.rule})" if len(sent) > 1 else f"reply (rule {send.rule})"
+        if want.to is not None and want.to.casefold() != recipient.casefold():
+            found.append(f"{which} to: expected {want.to!r}, got {recipient!r}")
+        if want.subject is not None and want.subject != send.subject:
+            found.append(f"{which} subject: expected {want.subject!r}, got {send.subject!r}")
+        for text in want.body_contains:
+            if text not in send.body:
+                found.append(f"{which} body: expected it to contain {text!r}; it is {_preview(send.body)!r}")
+    return found
+
+
+def _preview(body: str, limit: int = 200) -> str:
+    return body if len(body) <= limit else body[:limit] + "…"
+
+
+def unknown_rule_problems(suite: TestSuite, ruleset: RuleSet) -> list[Problem]:
+    """A name in ``expect: rules`` that no rule has: a typo that would make the case fail for the wrong reason."""
+    import difflib
+
+    names = [rule.name for rule in ruleset.rules]
+    problems = []
+    for case in suite.cases:
+        locs = case.expect.rule_locs or (case.loc,) * len(case.expect.rules or ())
+        for name, loc in zip(case.expect.rules or (), locs):
+            if name not in names:
+                close = difflib.get_close_matches(name, names, n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                problems.append(Problem(loc, f"case {case.name!r}: no rule named {name!r} in {suite.rules_path}{hint}"))
+    return problems
 
 
 def _differs(what: str, expected: object, actual: object) -> str:
@@ -64,30 +119,36 @@ def run_suite(suite: TestSuite) -> list[CaseResult]:
     from mailrules.loader import load_ruleset
 
     ruleset = load_ruleset(suite.rules_path).ruleset
+    unknown = unknown_rule_problems(suite, ruleset)
+    if unknown:
+        raise RuleFileError(unknown)
     results = []
     for case in suite.cases:
+        started = time.monotonic()
         try:
-            mismatches = check_case(ruleset, case)
+            mismatches, errored = check_case(ruleset, case), False
         except MailrulesError as exc:
-            mismatches = (f"error: {exc}",)
-        results.append(CaseResult(suite.path, case, mismatches))
+            mismatches, errored = (f"error: {exc}",), True
+        results.append(CaseResult(suite.path, case, mismatches, errored, time.monotonic() - started))
     return results
 
 
-def run_test_files(paths: Sequence[str], out: TextIO, *, as_json: bool = False) -> int:
+def run_test_files(paths: Sequence[str], out: TextIO, *, as_json: bool = False, junit: str | None = None) -> int:
     from mailrules.testfile import load_test_suite
 
     results: list[CaseResult] = []
     problems: list[Problem] = []
-    invalid = 0
+    invalid: dict[str, list[Problem]] = {}
     for path in test_files(paths):
         try:
             results += run_suite(load_test_suite(path))
         except RuleFileError as exc:
-            invalid += 1
+            invalid[path] = list(exc.problems)
             problems += exc.problems
             if not as_json:
                 print("\n".join(str(problem) for problem in exc.problems), file=out)
+    if junit is not None:
+        write_junit(junit, results, invalid)
     if as_json:
         _report_json(results, problems, out)
     else:
@@ -114,6 +175,76 @@ def test_files(paths: Sequence[str]) -> list[str]:
 
 def _hidden(relative: Path) -> bool:
     return any(part.startswith(".") for part in relative.parts)
+
+
+def write_junit(path: str, results: Sequence[CaseResult], invalid: dict[str, list[Problem]]) -> None:
+    """JUnit XML, as CI dashboards read it: a testsuite per test file, a testcase per case.
+
+    A failed expectation is a ``<failure>``; a case that could not run, or a test file
+    whose problems kept every case from running, is an ``<error>``.
+    """
+    from xml.etree import ElementTree as ET
+
+    root = ET.Element("testsuites", name="mailrules test")
+    by_file: dict[str, list[CaseResult]] = {}
+    for result in results:
+        by_file.setdefault(result.suite, []).append(result)
+    for file, cases in by_file.items():
+        suite = _junit_suite(root, file, len(cases), sum(r.seconds for r in cases))
+        for result in cases:
+            _junit_case(suite, result)
+    for file, problems in invalid.items():
+        suite = _junit_suite(root, file, 1, 0.0)
+        case = ET.SubElement(suite, "testcase", classname=_junit_class(file), name="(test file)", file=file)
+        ET.SubElement(case, "error", message=str(problems[0]) if problems else "invalid",
+                      type="invalid").text = "\n".join(str(problem) for problem in problems)
+    _junit_totals(root)
+    ET.indent(root)
+    try:
+        ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
+    except OSError as exc:
+        raise UsageError(f"--junit {path}: cannot write: {exc.strerror or exc}") from None
+
+
+def _junit_suite(root, file: str, tests: int, seconds: float):  # type: ignore[no-untyped-def]
+    from xml.etree import ElementTree as ET
+
+    return ET.SubElement(root, "testsuite", name=file, tests=str(tests), time=f"{seconds:.3f}")
+
+
+def _junit_class(file: str) -> str:
+    # Dashboards group by the dotted class name: the test file without its suffix.
+    name = os.path.basename(file)
+    for suffix in (".test.yaml", ".test.yml", ".yaml", ".yml"):
+        if name.endswith(suffix):
+            return os.path.join(os.path.dirname(file), name[: -len(suffix)]).replace(os.sep, ".").lstrip(".")
+    return name
+
+
+def _junit_case(suite, result: CaseResult) -> None:  # type: ignore[no-untyped-def]
+    from xml.etree import ElementTree as ET
+
+    case = ET.SubElement(suite, "testcase", classname=_junit_class(result.suite), name=result.case.name,
+                         file=result.suite, line=str(result.case.loc.line), time=f"{result.seconds:.3f}")
+    if result.passed:
+        return
+    kind = "error" if result.errored else "failure"
+    ET.SubElement(case, kind, message=result.mismatches[0], type=kind).text = "\n".join(
+        [f"{result.case.loc}: {result.case.name}", *result.mismatches])
+
+
+def _junit_totals(root) -> None:  # type: ignore[no-untyped-def]
+    counts = {"tests": 0, "failures": 0, "errors": 0}
+    for suite in root:
+        failures = len(suite.findall("testcase/failure"))
+        errors = len(suite.findall("testcase/error"))
+        suite.set("failures", str(failures))
+        suite.set("errors", str(errors))
+        counts["tests"] += int(suite.get("tests"))
+        counts["failures"] += failures
+        counts["errors"] += errors
+    for key, value in counts.items():
+        root.set(key, str(value))
 
 
 def _report_json(results: list[CaseResult], problems: list[Problem], out: TextIO) -> None:

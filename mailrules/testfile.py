@@ -26,6 +26,16 @@ _HEADER_NAME_CHARS = {chr(code) for code in range(33, 127)} - {":"}
 
 
 @dataclass(frozen=True, slots=True)
+class ExpectedReply:
+    """What one sent reply must look like; ``None`` (or no text) means "not checked"."""
+
+    to: str | None = None
+    subject: str | None = None
+    body_contains: tuple[str, ...] = ()
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Expect:
     """The outcome a case checks; ``None`` means "not checked"."""
 
@@ -33,6 +43,9 @@ class Expect:
     folders: tuple[str, ...] | None = None
     flags: tuple[str, ...] | None = None  # canonical, as in model.canonical_flag
     replies: int | None = None
+    redirects: tuple[str, ...] | None = None
+    reply: tuple[ExpectedReply, ...] | None = None
+    rule_locs: tuple[Loc, ...] = field(default=(), compare=False)  # where each name of ``rules`` is written
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,12 +190,26 @@ class _Reader:
         folders = data.get("folders")
         for index, folder in enumerate(folders or []):
             self.folder(folder, path + ("folders", index))
+        rules = data.get("rules")
         return Expect(
-            rules=tuple(data["rules"]) if "rules" in data else None,
+            rules=tuple(rules) if rules is not None else None,
             folders=tuple(folders) if folders is not None else None,
             flags=self.flags(data["flags"], path + ("flags",)) if "flags" in data else None,
             replies=data.get("replies"),
+            redirects=tuple(data["redirects"]) if "redirects" in data else None,
+            reply=self.replies(data["reply"], path + ("reply",)) if "reply" in data else None,
+            rule_locs=tuple(self.locs.at(path + ("rules", index)) for index in range(len(rules or []))),
         )
+
+    def replies(self, data: dict[str, Any] | list[dict[str, Any]], path: Path) -> tuple[ExpectedReply, ...]:
+        items = list(enumerate(data)) if isinstance(data, list) else [(None, data)]
+        return tuple(self.reply(item, path if index is None else path + (index,)) for index, item in items)
+
+    def reply(self, data: dict[str, Any], path: Path) -> ExpectedReply:
+        contains = data.get("body_contains", ())
+        return ExpectedReply(to=data.get("to"), subject=data.get("subject"),
+                             body_contains=(contains,) if isinstance(contains, str) else tuple(contains),
+                             loc=self.locs.at(path))
 
     def folder(self, name: str, path: Path) -> str:
         problem = folder_problem(name, destination=True)
