@@ -85,6 +85,7 @@ def _parser() -> argparse.ArgumentParser:
         _add_mailbox_command(commands, name)
     _add_history(commands)
     _add_diff(commands)
+    _add_undo(commands)
     _add_auth(commands)
     return parser
 
@@ -340,6 +341,29 @@ def _diff(args: argparse.Namespace, out: TextIO) -> int:
     return run_diff(DiffRequest(old=args.old, new=args.new, now=parse_now(args.now), fixtures=args.fixtures,
                                 maildir=args.maildir, account=args.account, accounts_file=args.accounts,
                                 as_json=args.json, fmt=args.format, verbose=args.verbose), out)
+
+
+# ---------------------------------------------------------------- undo
+
+
+def _add_undo(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    cmd = commands.add_parser("undo", help="put back what a run did, from the journal: shown first, done with --yes")
+    cmd.add_argument("run", type=_run_id, help="the run's number (#12 or 12), from `mailrules history`")
+    cmd.add_argument("--account", help="the run's account (a check: the run must be of this account)")
+    cmd.add_argument("--accounts", help="accounts file (default ~/.config/mailrules/accounts.yaml)")
+    cmd.add_argument("--state", help="state database (default ~/.local/state/mailrules/state.sqlite3)")
+    cmd.add_argument("--now", help="the clock the undo is journalled at")
+    cmd.add_argument("--yes", action="store_true", help="carry the undo plan out")
+    cmd.add_argument("-v", "--verbose", action="count", default=0, help="show IMAP commands (passwords redacted)")
+    cmd.set_defaults(handler=_undo)
+
+
+def _undo(args: argparse.Namespace, out: TextIO) -> int:
+    from mailrules.undo import UndoRequest, run_undo
+
+    return run_undo(UndoRequest(run_id=args.run, now=parse_now(args.now), account=args.account,
+                                accounts_file=args.accounts, state_file=args.state, confirmed=args.yes,
+                                verbose=args.verbose), out)
 
 
 # ---------------------------------------------------------------- auth

@@ -311,6 +311,10 @@ class State:
 
     def mark_done(self, op_id: int, result: Mapping[str, Any] | None = None) -> None:
         with self._write() as db:
+            prints = self.transfer_prints(op_id)
+            if prints and result is not None:
+                # A finished transfer keeps what its messages are, so `undo` can tell them from others.
+                result = {**result, "prints": [[uid, list(print_)] for uid, print_ in prints]}
             db.execute("UPDATE operations SET status = 'done', result_json = ? WHERE id = ?", (_json(result), op_id))
             _forget_prints(db, op_id)
 
@@ -332,6 +336,22 @@ class State:
             if prints:
                 intent.details["fingerprints"] = [[uid, list(print_)] for uid, print_ in prints]
         return intents
+
+    def run_intents(self, run_id: int) -> list[tuple[Intent, str, dict[str, Any]]]:
+        """Every operation of a run in full, as sent: the intent, its status, and its result (COPYUID maps)."""
+        rows = self._db.execute(
+            "SELECT id, run_id, account, folder, uidvalidity, rule, kind, uids, destination, details_json, created_at,"
+            " status, result_json FROM operations WHERE run_id = ? ORDER BY id",
+            (run_id,),
+        ).fetchall()
+        found = []
+        for row in rows:
+            intent = _intent(row[:11])
+            prints = self.transfer_prints(intent.id)
+            if prints:
+                intent.details["fingerprints"] = [[uid, list(print_)] for uid, print_ in prints]
+            found.append((intent, str(row[11]), json.loads(row[12]) if row[12] else {}))
+        return found
 
     def recent_runs(self, account: str | None = None, limit: int = 20) -> list[RunRecord]:
         """The latest runs, newest first, with how many operations each journalled."""
