@@ -176,6 +176,7 @@ class _Builder:
     examples: dict[str, list[MessageSummary]] = field(default_factory=lambda: defaultdict(list))
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     left_alone: list[str] = field(default_factory=list)
+    already: int = 0  # messages an interrupted undo already put back
 
     def add(self, trail: Trail) -> None:
         where = self._where(trail)
@@ -208,6 +209,8 @@ class _Builder:
             return None
         if trail.moved is not None:
             place = _locate(trail.moved, self.folders, self.claimed)
+            if place is None and self._already_back(trail):
+                return None
             if place is None:
                 self.left_alone.append(f"{origin}: no longer where the run moved it ({trail.moved.folder}); "
                                        "moved, changed or deleted since — left alone")
@@ -219,6 +222,16 @@ class _Builder:
             self.left_alone.append(f"{origin}: no longer there (moved or deleted since) — left alone")
             return None
         return trail.origin
+
+    def _already_back(self, trail: Trail) -> bool:
+        """Whether an earlier, interrupted undo already moved this message back where it came from."""
+        assert trail.moved is not None
+        back = Landing(trail.origin[0], trail.origin[1], None, trail.origin[2] + 1, trail.moved.fingerprint)
+        place = _locate(back, self.folders, self.claimed)
+        if place is not None:
+            self.claimed.add(place)
+            self.already += 1
+        return place is not None
 
     def _copies(self, trail: Trail) -> int:
         removed = 0

@@ -156,3 +156,51 @@ def test_a_maildir_run_is_refused_with_the_reason(tmp_path: Path) -> None:
     assert run_cli(["run", str(rules), "--maildir", str(maildir), "--state", str(state), "--now", NOW]).code == 0
     refused = run_cli(["undo", "1", "--state", str(state)])
     assert refused.code == 6 and "a Maildir's UIDs last one session" in refused.stderr, refused.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["before", "after", "mid_response"])
+def test_an_undo_cut_at_any_command_finishes_on_the_next_undo(tmp_path: Path, dovecot: Dovecot,
+                                                               variant: str) -> None:
+    """The connection drops at every command of an undo in turn and the server stays down; the
+    next ``undo --yes`` settles the journal and finishes: 0 lost, 0 duplicated, all flags back."""
+    from tests.support.faultproxy import Cut, FaultProxy
+    from tests.support.workspace import accounts_yaml
+
+    def prepared(name: str) -> tuple[User, Workspace, Counter[tuple[str, str, tuple[str, ...]]], int]:
+        user = dovecot.add_user()
+        seed(dovecot, user)
+        space = workspace(tmp_path / name, user, RULES)
+        before = by_message_id(snapshot(dovecot, user))
+        assert space.run("--now", NOW, "--yes").code == 0
+        return user, space, before, last_run(space)
+
+    def through(space: Workspace, user: User, proxy: FaultProxy) -> None:
+        space.accounts.write_text(accounts_yaml(user, host=proxy.host, port=proxy.port))
+
+    user, space, before, run_id = prepared("clean")
+    with FaultProxy(dovecot.host, dovecot.port) as proxy:
+        through(space, user, proxy)
+        assert undo(space, run_id, "--yes").code == 0
+    commands = proxy.command_names()
+    assert by_message_id(snapshot(dovecot, user)) == before
+    problems, messages = [], 0
+    for k in range(1, len(commands) + 1):
+        user, space, before, run_id = prepared(f"cut-{k}")
+        with FaultProxy(dovecot.host, dovecot.port, cut=Cut(k, variant, stay_down=True)) as proxy:  # type: ignore[arg-type]
+            through(space, user, proxy)
+            cut = undo(space, run_id, "--yes")
+        space.accounts.write_text(accounts_yaml(user))
+        resumed = undo(space, run_id, "--yes")
+        after = by_message_id(snapshot(dovecot, user))
+        messages += sum(after.values())
+        where = f"cut {variant} command {k} ({commands[k - 1]})"
+        if cut.code not in (0, 3) or "Traceback" in cut.output:
+            problems.append(f"{where}: the cut undo exited {cut.code}: {cut.stderr[-300:]}")
+        elif resumed.code != 0:
+            problems.append(f"{where}: the next undo exited {resumed.code}: {resumed.stderr[-300:]}")
+        elif after != before:
+            problems.append(f"{where}: lost or misplaced {dict(before - after)}, extra {dict(after - before)}")
+    print(f"\n[undo, {variant}] N={len(commands)} faults={len(commands)} messages-checked={messages} "
+          f"problems={len(problems)}")
+    assert not problems, "\n".join(problems)
