@@ -314,9 +314,14 @@ def run_undo(request: UndoRequest, out: Any) -> int:
                              else "") + " in the journal; `mailrules history` lists the recent ones")
         account = _account(run.account, request.accounts_file)
         if request.confirmed:
-            from mailrules.lock import account_lock
+            from mailrules.lock import account_lock, imap_identity, mailbox_lock
 
+            # The same two locks as `run`: one change to a mailbox at a time, whatever --state says.
             stack.enter_context(account_lock(state.path.parent, account.name))
+            imap = account.imap
+            note = stack.enter_context(mailbox_lock(imap_identity(imap.host, imap.port, imap.username), state.path))
+            if note:
+                print(f"note: {note}", file=sys.stderr)
         from mailrules.runner import StateJournal, open_mailbox
 
         mailbox = open_mailbox(account, request.verbose, state.path.parent)
