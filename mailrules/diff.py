@@ -198,6 +198,7 @@ def diff_mailbox(old: RuleSet, new: RuleSet, mailbox: Mailbox, now: datetime) ->
 
 
 def _read_folder(mailbox: Mailbox, folder: str, rules: Iterable[Rule]) -> Iterator[tuple[int, MessageView]]:
+    from mailrules.query import EVERYTHING
     from mailrules.scan import SUMMARY_NEEDS, rule_needs
 
     status = mailbox.open_folder(folder, readonly=True)
@@ -206,7 +207,7 @@ def _read_folder(mailbox: Mailbox, folder: str, rules: Iterable[Rule]) -> Iterat
     needs: FetchNeeds = SUMMARY_NEEDS
     for rule in rules:
         needs |= rule_needs(rule)
-    return mailbox.fetch(mailbox.search(["ALL"]), needs)
+    return mailbox.fetch(mailbox.search(EVERYTHING), needs)
 
 
 # ---------------------------------------------------------------- rule sets, also from git
@@ -343,7 +344,7 @@ def run_diff(request: DiffRequest, out: TextIO) -> int:
 
 def _open(request: DiffRequest, new: RuleSet) -> Mailbox:
     from mailrules.accounts import Account, load_accounts
-    from mailrules.runner import open_mailbox
+    from mailrules.backends.open import open_mailbox
 
     if request.maildir is not None:
         path = Path(request.maildir).resolve()

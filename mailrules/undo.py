@@ -125,6 +125,7 @@ class _Folders:
         from mailrules.errors import BackendError
         from mailrules.execute import FINGERPRINT_NEEDS
         from mailrules.plan import summarize
+        from mailrules.query import EVERYTHING
 
         try:
             status = self.mailbox.open_folder(name, readonly=True)
@@ -134,7 +135,7 @@ class _Folders:
             return 0, 0, 0, {}
         messages = {}
         if status.exists:
-            for uid, message in self.mailbox.fetch(self.mailbox.search(["ALL"]), FINGERPRINT_NEEDS):
+            for uid, message in self.mailbox.fetch(self.mailbox.search(EVERYTHING), FINGERPRINT_NEEDS):
                 ident = message.message_id or "|".join(
                     (message.header_values(name_) or [""])[0] for name_ in ("Date", "From", "Subject"))
                 when = message.internaldate.isoformat() if message.internaldate else ""
@@ -302,7 +303,7 @@ def run_undo(request: UndoRequest, out: Any) -> int:
     from pathlib import Path
 
     from mailrules.errors import UsageError
-    from mailrules.render import render_plan
+    from mailrules.render import render_plan, render_run_start
     from mailrules.state import State, default_state_path
 
     state = State(Path(request.state_file) if request.state_file else default_state_path())
@@ -322,7 +323,8 @@ def run_undo(request: UndoRequest, out: Any) -> int:
             note = stack.enter_context(mailbox_lock(imap_identity(imap.host, imap.port, imap.username), state.path))
             if note:
                 print(f"note: {note}", file=sys.stderr)
-        from mailrules.runner import StateJournal, open_mailbox
+        from mailrules.backends.open import open_mailbox
+        from mailrules.journal import StateJournal
 
         mailbox = open_mailbox(account, request.verbose, state.path.parent)
         stack.callback(mailbox.close)
@@ -333,7 +335,8 @@ def run_undo(request: UndoRequest, out: Any) -> int:
             for note in recover(mailbox, journal, journal.pending()):
                 print(f"recovered: {note}", file=sys.stderr)
         undo = build_undo_plan(run.id, run.account, state.run_intents(run.id), mailbox, request.now)
-        print(_shown(render_plan(undo.plan, running=request.confirmed), undo.plan, run.id), file=out)
+        rendered = render_run_start(undo.plan) if request.confirmed else render_plan(undo.plan)
+        print(_shown(rendered, undo.plan, run.id), file=out)
         if not request.confirmed:
             return 0
         return _carry_out(undo, run.id, mailbox, journal, state, out)
