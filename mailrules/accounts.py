@@ -38,6 +38,31 @@ _CUSTOM_ENDPOINTS = ("authorization_url", "device_authorization_url", "token_url
 
 
 @dataclass(frozen=True, slots=True)
+class Preset:
+    """What a provider's own documentation says about its servers: an account naming the
+    provider gets these for every key its imap and smtp blocks leave out."""
+
+    name: str
+    imap_host: str
+    smtp_host: str
+    smtp_tls: TlsMode
+    oauth2_provider: OAuth2Provider | None  # None: the provider signs in with app passwords only
+    sign_in: str  # how to sign in there, for the error when an account gives no way
+
+
+PRESETS = {
+    "gmail": Preset("gmail", "imap.gmail.com", "smtp.gmail.com", "ssl", "google",
+                    "oauth2 with your client_id, or an app password (password_command)"),
+    "outlook": Preset("outlook", "outlook.office365.com", "smtp.office365.com", "starttls", "microsoft",
+                      "oauth2 with your client_id (Microsoft 365 takes no passwords over IMAP)"),
+    "fastmail": Preset("fastmail", "imap.fastmail.com", "smtp.fastmail.com", "ssl", None,
+                       "an app password (password_command, password_env or password_keyring)"),
+    "icloud": Preset("icloud", "imap.mail.me.com", "smtp.mail.me.com", "starttls", None,
+                     "an app-specific password (password_command, password_env or password_keyring)"),
+}
+
+
+@dataclass(frozen=True, slots=True)
 class SecretSource:
     """Where a password comes from; ``reference`` is the variable name or command line."""
 
@@ -184,26 +209,31 @@ class _Reader:
         for index, address in enumerate(addresses):
             if "@" not in address or any(c.isspace() for c in address):
                 self.error(path + ("addresses", index), f"{address!r} is not an e-mail address")
-        imap = self.imap(data["imap"], path + ("imap",), name) if "imap" in data else None
+        preset = PRESETS.get(data.get("provider", ""))
+        if preset is not None and "maildir" in data:
+            self.error(path + ("provider",), "a provider preset describes IMAP and SMTP servers, not a Maildir")
+        imap = self.imap(data["imap"], path + ("imap",), name, preset) if "imap" in data else None
         return Account(
             name=name,
             imap=imap,
             maildir=self.local_path(data["maildir"], path + ("maildir",)) if "maildir" in data else None,
             addresses=addresses,
-            smtp=self.smtp(data["smtp"], path + ("smtp",), imap, name) if "smtp" in data else None,
+            smtp=self.account_smtp(data, path, imap, name, preset),
             delete_threshold=data.get("delete_threshold", DEFAULT_DELETE_THRESHOLD),
             loc=self.locs.key(path),
         )
 
-    def imap(self, data: dict[str, Any], path: Path, account: str) -> ImapSettings:
+    def imap(self, data: dict[str, Any], path: Path, account: str, preset: Preset | None = None) -> ImapSettings:
         tls = data.get("tls", "ssl")
+        host = self.host(data, path, preset.imap_host if preset else None)
         self.check_tls(data, path)
-        oauth2 = self.oauth2(data["oauth2"], path + ("oauth2",), account) if "oauth2" in data else None
+        oauth2 = (self.oauth2(data["oauth2"], path + ("oauth2",), account, preset)
+                  if "oauth2" in data else None)
         secret = self.secret(data, path)
         if oauth2 is not None and secret is not None:
             self.error(path + ("oauth2",), "give either a password source or oauth2, not both")
         return ImapSettings(
-            host=data["host"],
+            host=host,
             username=data["username"],
             password=None if oauth2 is not None else secret or SecretSource("env"),
             oauth2=oauth2,
@@ -214,11 +244,23 @@ class _Reader:
             loc=self.locs.at(path),
         )
 
-    def smtp(self, data: dict[str, Any], path: Path, imap: ImapSettings | None, account: str) -> SmtpSettings:
-        tls = data.get("tls", "ssl")
+    def account_smtp(self, data: dict[str, Any], path: Path, imap: ImapSettings | None, account: str,
+                     preset: Preset | None) -> SmtpSettings | None:
+        if "smtp" in data:
+            return self.smtp(data["smtp"], path + ("smtp",), imap, account, preset)
+        if preset is None or imap is None:
+            return None
+        # The provider's submission server takes the same sign-in as its IMAP server.
+        return SmtpSettings(host=preset.smtp_host, port=_SMTP_PORTS[preset.smtp_tls], tls=preset.smtp_tls,
+                            username=imap.username, password=imap.password, oauth2=imap.oauth2, loc=imap.loc)
+
+    def smtp(self, data: dict[str, Any], path: Path, imap: ImapSettings | None, account: str,
+             preset: Preset | None = None) -> SmtpSettings:
+        tls = data.get("tls", preset.smtp_tls if preset else "ssl")
+        host = self.host(data, path, preset.smtp_host if preset else None)
         self.check_tls(data, path)
         secret = self.secret(data, path)
-        oauth2 = self.smtp_oauth2(data, path, imap, account)
+        oauth2 = self.smtp_oauth2(data, path, imap, account, preset)
         if oauth2 is not None and secret is not None:
             self.error(path + ("oauth2",), "give either a password source or oauth2, not both")
         if "username" in data and secret is None and "oauth2" not in data:
@@ -229,7 +271,7 @@ class _Reader:
         if "username" not in data and "oauth2" in data:
             self.error(path, "SMTP oauth2 needs a username (the account's address at most providers)")
         return SmtpSettings(
-            host=data["host"],
+            host=host,
             port=data.get("port", _SMTP_PORTS[tls]),
             tls=tls,
             username=data.get("username"),
@@ -241,7 +283,7 @@ class _Reader:
         )
 
     def smtp_oauth2(self, data: dict[str, Any], path: Path, imap: ImapSettings | None,
-                    account: str) -> OAuth2Settings | None:
+                    account: str, preset: Preset | None = None) -> OAuth2Settings | None:
         if "oauth2" not in data:
             return None
         if data["oauth2"] is True:
@@ -250,11 +292,17 @@ class _Reader:
                                                "settings have no oauth2")
                 return None
             return imap.oauth2
-        return self.oauth2(data["oauth2"], path + ("oauth2",), account)
+        return self.oauth2(data["oauth2"], path + ("oauth2",), account, preset)
 
-    def oauth2(self, data: dict[str, Any], path: Path, account: str) -> OAuth2Settings:
-        """The schema guarantees token_command or provider; the rest depends on which."""
+    def oauth2(self, data: dict[str, Any], path: Path, account: str, preset: Preset | None = None) -> OAuth2Settings:
+        """The schema guarantees token_command, provider or client_id; the rest depends on which."""
         provider = data.get("provider")
+        if provider is None and "token_command" not in data:
+            provider = preset.oauth2_provider if preset else None
+            if provider is None:
+                self.error(path, "oauth2 with a client_id needs provider: google, microsoft or custom"
+                           + (f"; provider: {preset.name} has no built-in OAuth2 sign-in: use {preset.sign_in}"
+                              if preset else ""))
         if "token_command" in data:
             for key in (k for k in (*_PROVIDER_KEYS, "provider") if k in data):
                 self.error(path + (key,), f"{key} belongs to a built-in provider sign-in; "
@@ -306,11 +354,19 @@ class _Reader:
         reference = "" if key == "password_keyring" else str(data[key])
         return SecretSource(_SECRET_KEYS[key], reference, self.locs.key(path + (key,)))  # type: ignore[arg-type]
 
+    def host(self, data: dict[str, Any], path: Path, preset_host: str | None) -> str:
+        host = data.get("host", preset_host)
+        if host is None:
+            self.error(path, "host is missing (or name a provider preset: provider: gmail, outlook, "
+                             "fastmail or icloud)")
+            return ""
+        return str(host)
+
     def check_tls(self, data: dict[str, Any], path: Path) -> None:
-        if data.get("tls") == "none" and not data.get("allow_insecure") and not is_loopback(data["host"]):
+        if data.get("tls") == "none" and not data.get("allow_insecure") and not is_loopback(data.get("host", "")):
             self.error(
                 path + ("tls",),
-                f"tls: none would send the password unencrypted to {data['host']}; "
+                f"tls: none would send the password unencrypted to {data.get('host', 'the server')}; "
                 "use ssl or starttls, or set allow_insecure: true to accept that",
             )
 

@@ -237,3 +237,79 @@ def test_the_keyring_is_asked_for_host_and_user(monkeypatch: pytest.MonkeyPatch)
 def test_smtp_without_login_has_no_password() -> None:
     with pytest.raises(UsageError, match="no password source"):
         resolve_password(SmtpSettings("localhost", 25, "none"))
+
+
+PRESETS = """\
+accounts:
+  personal:
+    provider: gmail
+    imap: {username: me@gmail.com, password_command: "pass show gmail-app"}
+  work:
+    provider: outlook
+    imap: {username: me@contoso.com, oauth2: {client_id: 0f1e2d3c}}
+  fm:
+    provider: fastmail
+    imap: {username: me@fastmail.com, password_env: FM}
+    smtp: {port: 587, tls: starttls, username: me@fastmail.com, password_env: FM}
+  lab:
+    provider: icloud
+    imap: {host: 127.0.0.1, port: 1143, tls: none, username: test, password_env: P}
+"""
+
+
+def test_a_provider_preset_fills_the_servers_and_the_smtp_sign_in(tmp_path: Path) -> None:
+    accounts = load_accounts(write(tmp_path, PRESETS))
+    gmail = accounts.pick("personal")
+    assert (gmail.imap.host, gmail.imap.port, gmail.imap.tls) == ("imap.gmail.com", 993, "ssl")
+    assert (gmail.smtp.host, gmail.smtp.port, gmail.smtp.tls) == ("smtp.gmail.com", 465, "ssl")
+    assert gmail.smtp.username == "me@gmail.com" and gmail.smtp.password == gmail.imap.password
+
+
+def test_a_preset_names_the_oauth2_provider_of_its_servers(tmp_path: Path) -> None:
+    work = load_accounts(write(tmp_path, PRESETS)).pick("work")
+    assert work.imap.host == "outlook.office365.com" and work.imap.oauth2.provider == "microsoft"
+    assert (work.smtp.host, work.smtp.port, work.smtp.tls) == ("smtp.office365.com", 587, "starttls")
+    assert work.smtp.oauth2 == work.imap.oauth2
+
+
+def test_every_preset_value_can_be_overridden(tmp_path: Path) -> None:
+    accounts = load_accounts(write(tmp_path, PRESETS))
+    fastmail, lab = accounts.pick("fm"), accounts.pick("lab")
+    assert (fastmail.smtp.host, fastmail.smtp.port, fastmail.smtp.tls) == ("smtp.fastmail.com", 587, "starttls")
+    assert (lab.imap.host, lab.imap.port, lab.imap.tls) == ("127.0.0.1", 1143, "none")
+    assert lab.smtp.host == "smtp.mail.me.com"
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("accounts:\n  a:\n    imap: {username: u, password_env: P}\n",
+         "accounts.yaml:3:11: error: host is missing (or name a provider preset"),
+        ("accounts:\n  a:\n    provider: icloud\n    imap: {username: u, oauth2: {client_id: x}}\n",
+         "provider: icloud has no built-in OAuth2 sign-in: use an app-specific password"),
+        ("accounts:\n  a:\n    imap: {host: h.example, username: u, oauth2: {client_id: x}}\n",
+         "oauth2 with a client_id needs provider: google, microsoft or custom"),
+        ("accounts:\n  a:\n    provider: gmail\n    maildir: m\n",
+         "a provider preset describes IMAP and SMTP servers, not a Maildir"),
+        ("accounts:\n  a:\n    provider: yahoo\n    imap: {username: u, password_env: P}\n",
+         "'provider' must be"),
+    ],
+)
+def test_preset_problems(tmp_path: Path, text: str, message: str) -> None:
+    found = problems_of(tmp_path, text)
+    assert any(message in p for p in found), found
+
+
+def test_the_readme_preset_examples_load_with_their_servers(tmp_path: Path) -> None:
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("### Provider presets", 1)[1]
+    block = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    accounts = load_accounts(write(tmp_path, block))
+    hosts = {account.name: (account.imap.host, account.smtp.host) for account in accounts.accounts}
+    assert hosts == {"gmail": ("imap.gmail.com", "smtp.gmail.com"),
+                     "work": ("outlook.office365.com", "smtp.office365.com"),
+                     "fastmail": ("imap.fastmail.com", "smtp.fastmail.com"),
+                     "icloud": ("imap.mail.me.com", "smtp.mail.me.com")}
+    assert accounts.pick("work").imap.oauth2.provider == "microsoft"
