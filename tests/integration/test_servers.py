@@ -23,12 +23,13 @@ from mailrules.match import EvalContext, matches
 from mailrules.model import Condition
 from mailrules.search import to_search
 from mailrules.query import EVERYTHING
+from tests.integration.test_maildir_dovecot import _give_to_mail_user as give_to_mail_user
 from tests.integration.test_pushdown import conditions, undecodable
 from tests.support.cyrus import Cyrus
 from tests.support.dovecot import Dovecot
 from tests.support.servers import DOVECOT_NAMING, Account, ServerUnderTest, cyrus_accounts, dovecot_accounts
 from tests.support.smtp import RecordingSMTP
-from tests.support.workspace import Snapshot, Workspace, make_message, workspace
+from tests.support.workspace import Snapshot, Workspace, make_message, run_cli, workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = "2026-11-20T10:00:00Z"
@@ -264,6 +265,33 @@ def test_the_bundled_rule_files_end_as_on_dovecot(rule_file: str, imap_server: S
     assert len(expected) >= 5, expected  # the rules filed mail into several folders
     assert end_state(imap_server.account(), rules, mailbox, tmp_path / imap_server.kind,
                      smtp_server) == expected
+
+
+@pytest.mark.parametrize("rule_file", ["benchmarks", "example"])
+def test_the_bundled_rule_files_end_on_a_maildir_as_on_dovecot(rule_file: str, dovecot: Dovecot,
+                                                               smtp_server: RecordingSMTP, tmp_path: Path) -> None:
+    """The Maildir backend works on a Dovecot user's own Maildir; Dovecot's IMAP then reads the end state."""
+    mailbox = benchmark_mailbox() if rule_file == "benchmarks" else sample_mailbox()
+    rules = bundled_rules(rule_file)
+    reference = Account("dovecot", dovecot, dovecot.add_user(), DOVECOT_NAMING)
+    expected = end_state(reference, rules, mailbox, tmp_path / "dovecot", smtp_server)
+    assert len(expected) >= 5, expected  # the rules filed mail into several folders
+    served = Account("maildir", dovecot, dovecot.add_user(), DOVECOT_NAMING)
+    deliveries, folders = mailbox
+    for folder in folders:
+        served.create_folder(folder)
+    served.append_all(deliveries)
+    root = tmp_path / "maildir"
+    shutil.copytree(ROOT / "examples", root / "examples", ignore=shutil.ignore_patterns("Maildir"))
+    (root / "rules.yaml").write_text(rules)
+    (root / "accounts.yaml").write_text(
+        f"accounts:\n  t:\n    maildir: {served.user.maildir}\n    addresses: [{served.user.username}@example.com]\n"
+        f"    smtp: {{host: {smtp_server.host}, port: {smtp_server.port}, tls: none}}\n")
+    result = run_cli(["run", str(root / "rules.yaml"), "--accounts", str(root / "accounts.yaml"),
+                      "--state", str(root / "state.sqlite3"), "--now", NOW, "--yes"])
+    assert result.code == 0, result.output
+    give_to_mail_user(served.user.maildir)
+    assert served.snapshot() == expected
 
 
 # ---------------------------------------------------------------- what Cyrus refuses or rewrites
