@@ -40,13 +40,19 @@ def pytest_configure(config: pytest.Config) -> None:
             cls.start = _guarded_start(marker, cls.start)  # type: ignore[method-assign]
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test by the servers its fixtures start, so ``-m "not dovecot"`` leaves them out."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test by the servers its fixtures start, so ``-m "not dovecot"`` leaves them out;
+    leave out the long sweeps unless the marker expression names them (``-m slow``)."""
     for item in items:
         used = set(getattr(item, "fixturenames", ()))
         for marker, fixtures in SERVER_FIXTURES.items():
             if fixtures & used:
                 item.add_marker(marker)
+    if "slow" not in (config.getoption("markexpr") or ""):
+        slow = [item for item in items if item.get_closest_marker("slow")]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if not item.get_closest_marker("slow")]
 
 
 class _Running:
