@@ -271,7 +271,13 @@ def address_part(address: Address, operator: str) -> str:
     }[operator]
 
 
+# The operators that take an address apart; an invalid address has no parts to take.
+_PART_OPERATORS = frozenset({"domain", "localpart"})
+
+
 def address_operator_holds(address: Address, operator: str, wanted: str, case_sensitive: bool) -> bool:
+    if operator in _PART_OPERATORS and not address.valid:
+        return False
     part = _fold(address_part(address, operator), case_sensitive)
     wanted = _fold(wanted, case_sensitive)
     if operator == "domain":
@@ -298,6 +304,8 @@ def _body_of(cond: model.BodyTest, msg: MessageView) -> str:
 
 
 def _check_body(cond: model.BodyTest, msg: MessageView, ctx: EvalContext) -> Found:
+    if cond.scope == "body" and not msg.has_body():  # nothing to search, so not even "" is found
+        return False, None
     tests = predicates(cond.operator, cond.values, cond.case_sensitive, True)  # ^ and $ at line boundaries
     hit = first_hit(cond.scope, (_body_of(cond, msg),), tests, cond.case_sensitive)
     return hit is not None, hit
@@ -481,6 +489,8 @@ def _describe_body(cond: model.BodyTest, msg: MessageView, ctx: EvalContext, fou
     if found[0]:
         pattern = found[1][2]  # type: ignore[index]
         return f"{cond.scope} {cond.operator} {_wanted([pattern], cond.case_sensitive, cond.operator)}"
+    if cond.scope == "body" and not msg.has_body():
+        return "the message ends after its header: it has no body"
     return f"{cond.scope} has no {cond.operator} match for {_wanted(cond.values, cond.case_sensitive, cond.operator)}"
 
 

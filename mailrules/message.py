@@ -17,6 +17,7 @@ import binascii
 import codecs
 import email
 import email.charset
+import email.errors
 import email.parser
 import email.policy
 import functools
@@ -43,6 +44,11 @@ class Address:
     localpart: str
     domain: str
     address: str
+
+    @property
+    def valid(self) -> bool:
+        """An addr-spec needs both parts; ``stephan@`` or ``@example.org`` have no parts to test (RFC 5228 §2.7.4)."""
+        return bool(self.localpart) and bool(self.domain)
 
 
 # ---------------------------------------------------------------- the header block
@@ -467,11 +473,91 @@ _MAX_PARTS = 10_000
 
 def _parse_mime(raw: bytes, warnings: list[str]) -> Message | None:
     try:
-        return email.message_from_bytes(raw, policy=email.policy.compat32)
+        root = email.message_from_bytes(raw, policy=email.policy.compat32)
+        if _lost_a_start_boundary(root):
+            unshared = unshare_boundaries(raw)
+            if unshared is not None:
+                _warn(warnings, "malformed MIME: a nested multipart reuses its parent's boundary")
+                return email.message_from_bytes(unshared, policy=email.policy.compat32)
+        return root
     except Exception as error:  # the parser is lenient, but deep nesting ends in RecursionError
         reason = f"{type(error).__name__}: {error}"
         _warn(warnings, f"the MIME structure could not be read ({reason}); body read as plain text")
         return None
+
+
+def _lost_a_start_boundary(root: Message) -> bool:
+    return any(
+        isinstance(defect, email.errors.StartBoundaryNotFoundDefect)
+        for part in _parts(root, []) for defect in getattr(part, "defects", ())
+    )
+
+
+_BOUNDARY_PARAM = re.compile(rb'(boundary[ \t]*=[ \t]*)("[^"]*"|[^;\s]+)', re.IGNORECASE)
+
+
+def _multipart_boundary(block: bytes) -> bytes | None:
+    """The boundary a header block declares for a multipart, or None."""
+    part = email.message_from_bytes(block, policy=email.policy.compat32)
+    boundary = part.get_boundary() if part.get_content_maintype() == "multipart" else None
+    return boundary.encode("utf-8", "surrogateescape") if boundary else None
+
+
+def _delimiter(line: bytes, open_boundaries: list[tuple[bytes, bytes]]) -> tuple[int, bool] | None:
+    """(index into the open boundaries, whether it closes) for a delimiter line, innermost first."""
+    text = line.rstrip(b"\r\n").rstrip(b" \t")
+    for depth in range(len(open_boundaries) - 1, -1, -1):
+        dashed = b"--" + open_boundaries[depth][0]
+        if text == dashed or text == dashed + b"--":
+            return depth, text != dashed
+    return None
+
+
+def unshare_boundaries(raw: bytes) -> bytes | None:
+    """The message with every nested multipart that reuses an open boundary given one of its own.
+
+    Pigeonhole (like most readers) gives a delimiter line to the innermost multipart it
+    fits, so an inner multipart with its parent's boundary ends at its own close line and
+    the parent goes on after it; Python's parser ends the inner part at once and loses the
+    rest.  Renaming the inner boundary makes both read the same tree.  None when no
+    boundary is reused.
+    """
+    out: list[bytes] = []
+    open_boundaries: list[tuple[bytes, bytes]] = []  # (as written, as rewritten), innermost last
+    header: list[bytes] = []
+    renamed, in_header = 0, True
+    for line in raw.splitlines(keepends=True):
+        if in_header:
+            header.append(line)
+            if not line.strip(b"\r\n"):
+                block, header, in_header = b"".join(header), [], False
+                block, renamed = _open_multipart(block, open_boundaries, renamed)
+                out.append(block)
+            continue
+        found = _delimiter(line, open_boundaries)
+        if found is None:
+            out.append(line)
+            continue
+        depth, closing = found
+        written, rewritten = open_boundaries[depth]
+        out.append(line.replace(b"--" + written, b"--" + rewritten, 1))
+        del open_boundaries[depth if closing else depth + 1 :]
+        in_header = not closing
+    out.extend(header)
+    return b"".join(out) if renamed else None
+
+
+def _open_multipart(block: bytes, open_boundaries: list[tuple[bytes, bytes]], renamed: int) -> tuple[bytes, int]:
+    boundary = _multipart_boundary(block)
+    if boundary is None:
+        return block, renamed
+    rewritten = boundary
+    if any(boundary == written for written, _ in open_boundaries):
+        renamed += 1
+        rewritten = boundary + b".inner" + str(renamed).encode()
+        block = _BOUNDARY_PARAM.sub(lambda m: m.group(1) + b'"' + rewritten + b'"', block, count=1)
+    open_boundaries.append((boundary, rewritten))
+    return block, renamed
 
 
 def _parts(root: Message, warnings: list[str]) -> Iterator[Message]:
@@ -489,11 +575,30 @@ def _parts(root: Message, warnings: list[str]) -> Iterator[Message]:
         _warn(warnings, f"the message has more than {_MAX_PARTS} MIME parts; the rest were not read")
 
 
+# RFC 2045 §6: the encodings a reader can undo; Python also undoes uuencode, Sieve does not.
+_KNOWN_ENCODINGS = frozenset({"7bit", "8bit", "binary", "quoted-printable", "base64", ""})
+# Text that is shown as HTML although its type is not text/*.
+_HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
+
+
+def effective_type(part: Message) -> str:
+    """The content type a reader acts on: RFC 2045 §6.4 makes an unknown encoding application/octet-stream."""
+    encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
+    if encoding not in _KNOWN_ENCODINGS and part.get_content_maintype() != "multipart":
+        return "application/octet-stream"
+    return part.get_content_type()
+
+
+def _is_text(content_type: str) -> bool:
+    return content_type.startswith("text/") or content_type in _HTML_TYPES
+
+
 def is_attachment(part: Message) -> bool:
     """§7: disposition ``attachment``, or a non-text, non-multipart part with a file name."""
     if part.get_content_disposition() == "attachment":
         return True
-    if part.get_content_maintype() in ("text", "multipart"):
+    content_type = effective_type(part)
+    if _is_text(content_type) or content_type.startswith("multipart/"):
         return False
     return bool(part.get_filename())
 
@@ -503,7 +608,7 @@ def _part_text(part: Message, warnings: list[str]) -> str:
     if not isinstance(payload, bytes):
         return ""
     text = _unix_lines(_decode_text(payload, part.get_content_charset(), warnings))
-    return html_to_text(text, warnings) if part.get_content_subtype() == "html" else text
+    return html_to_text(text, warnings) if part.get_content_type() in _HTML_TYPES else text
 
 
 def _unix_lines(text: str) -> str:
@@ -538,7 +643,10 @@ def _summarise_part(part: Message, texts: list[str], warnings: list[str]) -> boo
     _defect_warnings(part, warnings)
     if is_attachment(part):
         return True
-    if part.get_content_maintype() == "text":
+    if effective_type(part) != part.get_content_type():
+        encoding = str(part.get("content-transfer-encoding")).strip()[:40]
+        _warn(warnings, f"unknown Content-Transfer-Encoding {encoding!r}: the part is read as application/octet-stream")
+    elif _is_text(effective_type(part)):
         texts.append(_part_text(part, warnings))
     elif part.get_content_maintype() == "multipart" and isinstance(part.get_payload(), str):
         # a multipart without a usable boundary: its content is still the text a reader sees
@@ -850,6 +958,13 @@ class MessageView:
     def body_text(self) -> str:
         """Decoded text of the non-attachment text parts outside attached messages; HTML as visible text."""
         return self._mime().body
+
+    def has_body(self) -> bool:
+        """Whether the message goes on after its header block; one that ends there has no body (RFC 5173 §5)."""
+        raw = self._data.full
+        if raw is None:
+            raise NotFetched("the message body was not fetched")
+        return raw.startswith((b"\n", b"\r\n")) or _HEADER_END.search(raw) is not None
 
     def text(self) -> str:
         """IMAP ``TEXT``: every header line (decoded, ``Name: value``) and then the body."""

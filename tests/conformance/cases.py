@@ -157,7 +157,32 @@ BODY = probes(
     body_entity=BodyTest("body", "contains", ("offer & more",)),
 )
 
+# RFC 5228 §2.7.4: an invalid address (``stephan@``, ``@example.org``, ``MAILER-DAEMON``)
+# never matches :localpart or :domain; :all still sees its text.
+INVALID_ADDRESSES = probes(
+    localpart_of_no_domain=address("from", ("From",), "localpart", "stephan"),
+    empty_localpart=address("to", ("To",), "localpart", ""),
+    domain_of_no_localpart=address("to", ("To",), "domain", "example.org"),
+    localpart_of_bare_word=address("cc", ("Cc",), "localpart", "MAILER-DAEMON"),
+    reply_to_localpart=address("reply_to", ("Reply-To",), "localpart", "alice"),
+    whole_invalid_address=address("from", ("From",), "address", "stephan@"),
+    whole_bare_word=address("cc", ("Cc",), "address", "mailer-daemon"),
+    valid_localpart=address("to", ("To",), "localpart", "alice"),
+)
+
+# Which parts a body test reads (spec §2.2, docs/rules.md "What body reads").
+BODY_PARTS = probes(
+    any_body=BodyTest("body", "contains", ("",)),
+    readable_part=BodyTest("body", "contains", ("readable part",)),
+    scrambled_part=BodyTest("body", "contains", ("scrambled part",)),
+    reused_boundary_text=BodyTest("body", "contains", ("minutes are attached",)),
+    xhtml_text=BodyTest("body", "contains", ("flash offer: 20% off",)),
+    reported=BodyTest("body", "contains", ("was reported",)),
+)
+
 CASES: dict[str, RuleSet] = {
+    "invalid-addresses": INVALID_ADDRESSES,
+    "body-parts": BODY_PARTS,
     "strings": STRINGS,
     "addresses": ADDRESSES,
     "case": CASE,
@@ -172,6 +197,9 @@ CASES: dict[str, RuleSet] = {
 PROBES_MATCHING_NOTHING: dict[str, set[str]] = {
     "addresses": {"group_has_no_address", "display_notifications"},  # the latter only in Sieve, see below
     "case": {"ascii_case_sensitive_miss"},
+    "body-parts": {"scrambled_part"},
+    "invalid-addresses": {"localpart_of_no_domain", "empty_localpart", "domain_of_no_localpart",
+                          "localpart_of_bare_word", "reply_to_localpart"},
     "sizes-and-dates": {"arrived_before", "older_than_a_day"},
 }
 
@@ -182,6 +210,12 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     ("case", "grusse.eml"): f"{_ASCII_ONLY}: 'KÖLN' vs 'Köln'; {_SHARP_S}: 'GRÜSSE' vs 'Grüße'",
     ("case", "grusse-upper.eml"): f"{_ASCII_ONLY}: 'grüße'/'jürgen' vs 'GRÜSSE'/'JÜRGEN'",
     ("addresses", "github.eml"): "display_name has no Sieve address part: the whole From header contains 'notifications'",
+    ("body", "embedded-message.eml"): "mailrules' body never reads an attached message/rfc822 part "
+    "(docs/rules.md); Sieve's body :text reads its text",
+    ("body", "no-boundary.eml"): "a multipart without a boundary: mailrules reads its content as text, "
+    "Pigeonhole finds no parts",
+    ("body-parts", "no-boundary.eml"): "a multipart without a boundary: mailrules reads its content as text, "
+    "Pigeonhole finds no parts",
     ("body", "newsletter-html.eml"): "Pigeonhole's HTML-to-text for body :text does not decode entities (&amp;, &nbsp;) "
     "as mailrules' visible text does (spec §7)",
 }

@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 
+from mailrules.message import MessageView
 from mailrules.model import AddFlags
 from tests.conformance.cases import CASES, DIFFERENCES, MESSAGES, PROBES_MATCHING_NOTHING, message_names
 from tests.conformance.differential import all_pairs, compare, engine_outcome
@@ -53,3 +54,25 @@ def test_every_probe_matches_some_message() -> None:
             matched |= {flag for flags in outcome.stored.values() for flag in flags}
         probes = {rule.name for rule in ruleset.rules if rule.then == (AddFlags((f"${rule.name}",)),)}
         assert {name for name in probes if f"${name}".lower() not in matched} == PROBES_MATCHING_NOTHING.get(case, set())
+
+
+# §7's has_attachment, written by hand with RFC 5703 tests: Pigeonhole must find the same parts.
+ATTACHMENT_PROBE = """require ["imap4flags", "mime", "foreverypart"];
+foreverypart {
+  if anyof(header :mime :contenttype :is "Content-Disposition" "attachment",
+           allof(not header :mime :type :is "Content-Type" ["text", "multipart"],
+                 anyof(header :mime :param "filename" :matches "Content-Disposition" "?*",
+                       header :mime :param "name" :matches "Content-Type" "?*"))) {
+    addflag "$attachment"; break;
+  }
+}
+"""
+ATTACHMENT_MESSAGES = [*message_names(), "../../fixtures/invoice-pdf.eml", "../../fixtures/inline-image-cid.eml",
+                       "../../fixtures/inline-image-named.eml"]
+
+
+@pytest.mark.parametrize("message", ATTACHMENT_MESSAGES)
+def test_has_attachment_finds_the_parts_pigeonhole_finds(pigeonhole: Pigeonhole, message: str) -> None:
+    raw = (MESSAGES / message).read_bytes()
+    sieve = "$attachment" in pigeonhole.run(ATTACHMENT_PROBE, raw).stored["INBOX"]
+    assert MessageView.from_bytes(raw).has_attachment() is sieve

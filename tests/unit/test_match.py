@@ -302,6 +302,25 @@ def test_a_comment_is_not_a_display_name() -> None:
     assert holds(address("From", "localpart", "mailer-daemon"), msg)
 
 
+@pytest.mark.parametrize(
+    ("field", "cond", "expected"),
+    [
+        ("From: stephan@", address("From", "localpart", "stephan"), False),
+        ("From: stephan@", address("From", "domain", ""), False),
+        ("From: stephan@", address("From", "address", "stephan@"), True),  # the whole text is still there
+        ("To: @example.org", address("To", "localpart", ""), False),
+        ("To: @example.org", address("To", "domain", "example.org"), False),
+        ("To: <@example.org>", address("To", "domain", "example.org"), False),
+        ("Cc: MAILER-DAEMON", address("Cc", "localpart", "mailer-daemon"), False),
+        ("Cc: MAILER-DAEMON", address("Cc", "address", "mailer-daemon"), True),
+        ("Cc: MAILER-DAEMON, bob@example.org", address("Cc", "localpart", "bob"), True),
+    ],
+)
+def test_an_invalid_address_has_no_local_part_or_domain(field: str, cond: AddressTest, expected: bool) -> None:
+    """RFC 5228 §2.7.4: a syntactically invalid address never matches :localpart or :domain."""
+    assert holds(cond, message(field)) is expected
+
+
 def test_a_quoted_display_name_with_a_comma_is_one_address() -> None:
     msg = fixture("quoted-comma.eml")
     assert holds(address("From", "display_name", "doe, john"), msg)
@@ -354,6 +373,64 @@ def test_an_empty_return_path_has_no_address() -> None:
 )
 def test_body_and_text(name: str, cond: BodyTest, expected: bool) -> None:
     assert holds(cond, fixture(name)) is expected
+
+
+MIME_PART = (
+    "MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=b\n",
+    "--b\nContent-Type: text/plain\n\nplain words\n--b\nContent-Type: text/plain\n"
+    "Content-Transfer-Encoding: {encoding}\n\nsecret words\n--b--\n",
+)
+
+
+@pytest.mark.parametrize(("encoding", "searched"), [("x-uuencode", False), ("x-rot13", False), ("8bit", True),
+                                                     ("Quoted-Printable", True), ("", True)])
+def test_a_part_with_an_unknown_transfer_encoding_is_not_text(encoding: str, searched: bool) -> None:
+    """RFC 2045 §6.4: such a part is application/octet-stream; Pigeonhole does not search it either."""
+    head, body = MIME_PART
+    body = body.format(encoding=encoding) if encoding else body.replace("Content-Transfer-Encoding: {encoding}\n", "")
+    msg = message("Subject: x\n" + head, body)
+    assert holds(BodyTest("body", "contains", ("secret words",)), msg) is searched
+    assert holds(BodyTest("body", "contains", ("plain words",)), msg)
+    assert any("Content-Transfer-Encoding" in warning for warning in msg.warnings) is not searched
+
+
+def test_a_named_text_part_with_an_unknown_encoding_is_an_attachment() -> None:
+    msg = message("Subject: x\nContent-Type: text/plain; name=a.txt\nContent-Transfer-Encoding: x-uue", "begin 644")
+    assert holds(AttachmentTest(True), msg)
+
+
+def test_a_message_that_ends_after_its_header_has_no_body_to_match() -> None:
+    """RFC 5173 §5: every body test is false, even one for the empty text; an empty body is still a body."""
+    header_only = MessageView.from_bytes(b"From: a@example.org\r\nSubject: x\r\n")
+    assert not holds(BodyTest("body", "contains", ("",)), header_only)
+    assert holds(Not(BodyTest("body", "regex", ("x",))), header_only)
+    assert "no body" in explain(BodyTest("body", "contains", ("",)), header_only, CTX).detail
+    assert holds(BodyTest("body", "contains", ("",)), message("Subject: x", ""))
+
+
+def test_application_xhtml_is_read_as_html() -> None:
+    msg = message("Subject: x\nContent-Type: application/xhtml+xml", "<html><body><p>caf&eacute; open</p></body></html>")
+    assert holds(BodyTest("body", "contains", ("café open",)), msg)
+    assert not holds(BodyTest("body", "contains", ("<p>",)), msg)
+
+
+REUSED_BOUNDARY = (
+    'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="same"\n',
+    '--same\nContent-Type: multipart/alternative; boundary="same"\n\n--same\nContent-Type: text/plain\n\n'
+    'hello there\n--same\nContent-Type: text/html\n\n<p>hello html</p>\n--same--\n\n--same\n'
+    'Content-Type: text/plain; name="notes.txt"\nContent-Disposition: attachment; filename="notes.txt"\n\n'
+    'attached words\n--same\nContent-Type: text/plain\n\nclosing words\n--same--\n',
+)
+
+
+def test_an_inner_multipart_reusing_the_outer_boundary_is_read_as_pigeonhole_reads_it() -> None:
+    """Each delimiter line belongs to the innermost multipart it fits: the outer one goes on after the inner close."""
+    msg = message("Subject: x\n" + REUSED_BOUNDARY[0], REUSED_BOUNDARY[1])
+    assert holds(AttachmentTest(True), msg)
+    assert holds(BodyTest("body", "contains", ("hello html",)), msg)
+    assert holds(BodyTest("body", "contains", ("closing words",)), msg)
+    assert not holds(BodyTest("body", "contains", ("attached words",)), msg)
+    assert any("reuses" in warning for warning in msg.warnings)
 
 
 def test_a_body_test_on_a_header_only_view_asks_for_the_body() -> None:
