@@ -581,12 +581,18 @@ _KNOWN_ENCODINGS = frozenset({"7bit", "8bit", "binary", "quoted-printable", "bas
 _HTML_TYPES = frozenset({"text/html", "application/xhtml+xml"})
 
 
+_TOKEN = re.compile(r"[!#$%&'*+\-.0-9A-Z^_`a-z{|}~]+")
+
+
 def effective_type(part: Message) -> str:
     """The content type a reader acts on: RFC 2045 §6.4 makes an unknown encoding application/octet-stream."""
     encoding = str(part.get("content-transfer-encoding", "")).strip().lower()
     if encoding not in _KNOWN_ENCODINGS and part.get_content_maintype() != "multipart":
         return "application/octet-stream"
-    return part.get_content_type()
+    content_type = part.get_content_type()
+    if not all(_TOKEN.fullmatch(half) for half in content_type.split("/")):
+        return "text/plain"  # RFC 2045 §5.2: the default for a syntactically invalid Content-Type
+    return content_type
 
 
 def _is_text(content_type: str) -> bool:
@@ -608,7 +614,7 @@ def _part_text(part: Message, warnings: list[str]) -> str:
     if not isinstance(payload, bytes):
         return ""
     text = _unix_lines(_decode_text(payload, part.get_content_charset(), warnings))
-    return html_to_text(text, warnings) if part.get_content_type() in _HTML_TYPES else text
+    return html_to_text(text, warnings) if effective_type(part) in _HTML_TYPES else text
 
 
 def _unix_lines(text: str) -> str:
@@ -643,10 +649,11 @@ def _summarise_part(part: Message, texts: list[str], warnings: list[str]) -> boo
     _defect_warnings(part, warnings)
     if is_attachment(part):
         return True
-    if effective_type(part) != part.get_content_type():
+    content_type = effective_type(part)
+    if content_type == "application/octet-stream" != part.get_content_type():
         encoding = str(part.get("content-transfer-encoding")).strip()[:40]
         _warn(warnings, f"unknown Content-Transfer-Encoding {encoding!r}: the part is read as application/octet-stream")
-    elif _is_text(effective_type(part)):
+    elif _is_text(content_type):
         texts.append(_part_text(part, warnings))
     elif part.get_content_maintype() == "multipart" and isinstance(part.get_payload(), str):
         # a multipart without a usable boundary: its content is still the text a reader sees

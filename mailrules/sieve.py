@@ -219,12 +219,18 @@ def _address_test(cond: AddressTest) -> Sieve:
     raise TypeError(f"not an address operator: {cond.operator!r}")
 
 
+# Where Pigeonhole's body :text reads other parts than mailrules' body (docs/rules.md).
+BODY_NOTES = (
+    "body: Sieve's body :text reads the text parts; how it renders HTML may differ from mailrules",
+    "body: Sieve also reads the text of attached messages (message/rfc822, multipart/digest entries); mailrules does not",
+    "body: a multipart without a boundary or a part with an invalid Content-Type is text to mailrules, no text to Sieve",
+)
+
+
 def _body_test(cond: BodyTest) -> Sieve:
     if cond.scope == "text":
         raise _Gap("text: Sieve cannot search all header fields and the body at once", cond.loc)
-    notes = _case_notes(cond.values, cond.case_sensitive) + (
-        "body: Sieve's body :text reads the text parts; how it renders HTML may differ from mailrules",
-    )
+    notes = _case_notes(cond.values, cond.case_sensitive) + BODY_NOTES
     if cond.operator == "regex":
         patterns = [posix_regex(value, cond.loc, multiline=True) for value in cond.values]
         test = f"body :text :regex{_comparator(cond.case_sensitive)} {string_list(patterns)}"

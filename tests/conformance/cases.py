@@ -214,6 +214,11 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     "(docs/rules.md); Sieve's body :text reads its text",
     ("body", "no-boundary.eml"): "a multipart without a boundary: mailrules reads its content as text, "
     "Pigeonhole finds no parts",
+    ("body", "digest.eml"): "mailrules' body never reads a multipart/digest entry (message/rfc822 by default); Sieve does",
+    ("body", "invalid-content-type.eml"): "an invalid Content-Type is text/plain to mailrules (RFC 2045 §5.2), "
+    "no text to Pigeonhole",
+    ("body-parts", "invalid-content-type.eml"): "an invalid Content-Type is text/plain to mailrules (RFC 2045 §5.2), "
+    "no text to Pigeonhole",
     ("body-parts", "no-boundary.eml"): "a multipart without a boundary: mailrules reads its content as text, "
     "Pigeonhole finds no parts",
     ("body", "newsletter-html.eml"): "Pigeonhole's HTML-to-text for body :text does not decode entities (&amp;, &nbsp;) "

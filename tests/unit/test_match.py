@@ -408,6 +408,14 @@ def test_a_message_that_ends_after_its_header_has_no_body_to_match() -> None:
     assert holds(BodyTest("body", "contains", ("",)), message("Subject: x", ""))
 
 
+@pytest.mark.parametrize("content_type", ["/plain", "text/", "garbage", "text/pl@in"])
+def test_an_invalid_content_type_is_read_as_plain_text(content_type: str) -> None:
+    """RFC 2045 §5.2: a syntactically invalid Content-Type means text/plain."""
+    msg = message(f"Subject: x\nMIME-Version: 1.0\nContent-Type: {content_type}", "<p>the words</p>")
+    assert holds(BodyTest("body", "contains", ("<p>the words</p>",)), msg)
+    assert not msg.warnings
+
+
 def test_application_xhtml_is_read_as_html() -> None:
     msg = message("Subject: x\nContent-Type: application/xhtml+xml", "<html><body><p>caf&eacute; open</p></body></html>")
     assert holds(BodyTest("body", "contains", ("café open",)), msg)

@@ -310,3 +310,11 @@ def test_rules_off_inbox_are_skipped_not_refused() -> None:
     script = to_sieve(RuleSet((Rule("pdf", AttachmentTest(True), (Move("A"),), folders=("Archive",)),)))
     assert "# rule pdf: not exported, runs on Archive" in script
     assert "require" not in script
+
+
+def test_a_body_rule_names_every_part_sieve_reads_differently() -> None:
+    script = to_sieve(RuleSet((Rule("prize", BodyTest("body", "contains", ("prize",)), (Stop(),)),)))
+    notes = [line for line in script.splitlines() if line.startswith("# note: body:")]
+    assert any("message/rfc822" in note and "multipart/digest" in note for note in notes)
+    assert any("without a boundary" in note and "invalid Content-Type" in note for note in notes)
+    assert any("HTML" in note for note in notes)
