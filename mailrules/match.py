@@ -30,6 +30,7 @@ class EvalContext:
     """What evaluation needs besides the message: the clock for age tests (aware; naive means UTC)."""
 
     now: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    subaddress_separator: str = "+"  # RFC 5233: each of these characters separates user and detail
 
     def __post_init__(self) -> None:
         if self.now.tzinfo is None:
@@ -261,8 +262,23 @@ def domain_within(domain: str, wanted: str) -> bool:
     return bool(wanted) and (domain == wanted or domain.endswith("." + wanted))
 
 
-def address_part(address: Address, operator: str) -> str:
-    """The part of an address an address operator tests."""
+def split_subaddress(localpart: str, separators: str) -> tuple[str, str | None]:
+    """RFC 5233 user and detail: split at the first of the separator characters (as Dovecot's recipient_delimiter).
+
+    >>> split_subaddress("alice+github+x", "+"), split_subaddress("bob", "+-"), split_subaddress("carol+", "+")
+    (('alice', 'github+x'), ('bob', None), ('carol', ''))
+    """
+    cut = min((index for index in map(localpart.find, separators) if index >= 0), default=-1)
+    return (localpart, None) if cut < 0 else (localpart[:cut], localpart[cut + 1 :])
+
+
+def address_part(address: Address, operator: str, separator: str = "+") -> str | None:
+    """The part of an address an address operator tests; None when the address has no such part."""
+    if operator in _PART_OPERATORS and not address.valid:
+        return None
+    if operator in ("user", "detail"):
+        user, detail = split_subaddress(address.localpart, separator)
+        return user if operator == "user" else detail
     return {
         "address": address.address,
         "domain": address.domain,
@@ -272,13 +288,16 @@ def address_part(address: Address, operator: str) -> str:
 
 
 # The operators that take an address apart; an invalid address has no parts to take.
-_PART_OPERATORS = frozenset({"domain", "localpart"})
+_PART_OPERATORS = frozenset({"domain", "localpart", "user", "detail"})
 
 
-def address_operator_holds(address: Address, operator: str, wanted: str, case_sensitive: bool) -> bool:
-    if operator in _PART_OPERATORS and not address.valid:
+def address_operator_holds(
+    address: Address, operator: str, wanted: str, case_sensitive: bool, separator: str = "+"
+) -> bool:
+    found = address_part(address, operator, separator)
+    if found is None:
         return False
-    part = _fold(address_part(address, operator), case_sensitive)
+    part = _fold(found, case_sensitive)
     wanted = _fold(wanted, case_sensitive)
     if operator == "domain":
         return domain_within(part, wanted)
@@ -291,7 +310,7 @@ def _check_address(cond: model.AddressTest, msg: MessageView, ctx: EvalContext) 
     for name in cond.names:
         for address in msg.addresses(name):
             for wanted in cond.values:
-                if address_operator_holds(address, cond.operator, wanted, cond.case_sensitive):
+                if address_operator_holds(address, cond.operator, wanted, cond.case_sensitive, ctx.subaddress_separator):
                     return True, (name, address, wanted)
     return False, None
 
@@ -461,6 +480,8 @@ _ADDRESS_PHRASES = {
     "address": "address {part} is {wanted}",
     "domain": "domain {part} is or is under {wanted}",
     "localpart": "local part {part} is {wanted}",
+    "user": "user {part} is {wanted}",
+    "detail": "detail {part} is {wanted}",
     "display_name": "display name {part} contains {wanted}",
 }
 
@@ -468,14 +489,18 @@ _ADDRESS_PHRASES = {
 def _describe_address(cond: model.AddressTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
     if found[0]:
         name, address, wanted = found[1]  # type: ignore[misc]
-        part = address_part(address, cond.operator)
+        part = address_part(address, cond.operator, ctx.subaddress_separator) or ""
         phrase = _ADDRESS_PHRASES[cond.operator].format(part=_quoted(part), wanted=_wanted([wanted], cond.case_sensitive))
         return f"{name}: {phrase}"
     if not any(msg.raw_header_values(name) for name in cond.names):
         return f"{_names(cond.names)}: absent"
-    parts = [address_part(address, cond.operator) for name in cond.names for address in msg.addresses(name)]
-    if not parts:
+    addresses = [address for name in cond.names for address in msg.addresses(name)]
+    if not addresses:
         return f"{_names(cond.names)}: no parseable address"
+    parts = [part for address in addresses if (part := address_part(address, cond.operator, ctx.subaddress_separator))
+             is not None]
+    if not parts:
+        return f"{_names(cond.names)}: no address has a {cond.operator.replace('_', ' ')} ({_listing([a.address for a in addresses], 5)})"
     wanted = _wanted(cond.values, cond.case_sensitive)
     return f"{_names(cond.names)}: no {cond.operator} matches {wanted} ({_listing(parts, 5)})"
 

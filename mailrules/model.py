@@ -43,7 +43,7 @@ def flag_key(flag: str) -> str:
 # ---------------------------------------------------------------- conditions
 
 StringOperator = Literal["contains", "is", "matches", "regex"]
-AddressOperator = Literal["address", "domain", "localpart", "display_name"]
+AddressOperator = Literal["address", "domain", "localpart", "user", "detail", "display_name"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,7 +61,7 @@ ADDRESS_HEADERS: Mapping[str, tuple[str, ...]] = {
 }
 TEXT_HEADERS: Mapping[str, tuple[str, ...]] = {"subject": ("Subject",), "list_id": ("List-Id",)}
 STRING_OPERATORS = ("contains", "is", "matches", "regex")
-ADDRESS_OPERATORS = ("address", "domain", "localpart", "display_name")
+ADDRESS_OPERATORS = ("address", "domain", "localpart", "user", "detail", "display_name")
 HEADER_OPERATORS = (*STRING_OPERATORS, "exists", *ADDRESS_OPERATORS)
 BODY_OPERATORS = ("contains", "regex")
 SIZE_KEYS = ("larger", "smaller")

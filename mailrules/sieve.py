@@ -208,6 +208,10 @@ def _address_test(cond: AddressTest) -> Sieve:
             return Sieve(f"address :all :is{comparator} {names} {string_list(cond.values)}", notes=notes)
         case "localpart":
             return Sieve(f"address :localpart :is{comparator} {names} {string_list(cond.values)}", notes=notes)
+        case "user" | "detail":
+            note = f"{cond.operator}: Sieve splits at the server's recipient_delimiter (Pigeonhole's default is '+')"
+            test = f"address :{cond.operator} :is{comparator} {names} {string_list(cond.values)}"
+            return Sieve(test, frozenset({"subaddress"}), notes + (note,))
         case "domain":
             domains = [value.rstrip(".") for value in cond.values]
             subdomains = string_list(["*." + glob_escape(domain) for domain in domains])

@@ -180,7 +180,20 @@ BODY_PARTS = probes(
     reported=BodyTest("body", "contains", ("was reported",)),
 )
 
+# RFC 5233 subaddresses, split at Pigeonhole's default recipient_delimiter "+".
+SUBADDRESSES = probes(
+    user_alice=address("to", ("To",), "user", "alice"),
+    detail_github=address("to", ("To",), "detail", "github"),
+    detail_case=address("recipient", RECIPIENT, "detail", "GitHub"),
+    user_bob=address("to", ("To",), "user", "bob"),
+    no_detail_is_not_empty=address("to", ("To",), "detail", ""),
+    empty_detail=address("cc", ("Cc",), "detail", ""),
+    first_separator_splits=address("cc", ("Cc",), "detail", "lists+python"),
+    user_of_invalid=address("from", ("From",), "user", "stephan"),
+)
+
 CASES: dict[str, RuleSet] = {
+    "subaddresses": SUBADDRESSES,
     "invalid-addresses": INVALID_ADDRESSES,
     "body-parts": BODY_PARTS,
     "strings": STRINGS,
@@ -198,7 +211,8 @@ PROBES_MATCHING_NOTHING: dict[str, set[str]] = {
     "addresses": {"group_has_no_address", "display_notifications"},  # the latter only in Sieve, see below
     "case": {"ascii_case_sensitive_miss"},
     "body-parts": {"scrambled_part"},
-    "invalid-addresses": {"localpart_of_no_domain", "empty_localpart", "domain_of_no_localpart",
+    "subaddresses": {"user_of_invalid", "no_detail_is_not_empty"},
+    "invalid-addresses": {"localpart_of_no_domain", "empty_localpart",
                           "localpart_of_bare_word", "reply_to_localpart"},
     "sizes-and-dates": {"arrived_before", "older_than_a_day"},
 }

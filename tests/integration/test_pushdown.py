@@ -36,6 +36,11 @@ AWKWARD = [
     {"from": {"address": "notifications@github.com"}},
     {"from": {"localpart": "noreply"}},
     {"from": {"display_name": "billing"}},
+    {"to": {"user": "alice"}},
+    {"recipient": {"detail": "github"}},
+    {"cc": {"detail": ""}},
+    {"to": {"localpart": ""}},
+    {"to": {"domain": "example.org"}},
     {"recipient": {"domain": "example.com"}},
     {"to": {"exists": False}},
     {"header": {"name": "List-Unsubscribe", "exists": True}},
@@ -63,6 +68,7 @@ def corpus(dovecot: Dovecot) -> User:
     user = dovecot.add_user()
     sources = sorted((ROOT / "tests" / "fixtures").glob("*.eml"))
     sources += sorted((ROOT / "examples" / "Maildir" / "cur").glob("*.sample*"))
+    sources += sorted((ROOT / "tests" / "conformance" / "messages").glob("*.eml"))
     for path in sources:
         mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
         flags = "S" if path.name.endswith(",S") else ""

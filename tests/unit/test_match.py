@@ -321,6 +321,42 @@ def test_an_invalid_address_has_no_local_part_or_domain(field: str, cond: Addres
     assert holds(cond, message(field)) is expected
 
 
+@pytest.mark.parametrize(
+    ("field", "cond", "expected"),
+    [
+        ("To: alice+github@example.org", address("To", "user", "alice"), True),
+        ("To: alice+github@example.org", address("To", "detail", "github"), True),
+        ("To: alice+github@example.org", address("To", "detail", "GitHub"), True),
+        ("To: alice+github@example.org", address("To", "detail", "GitHub", case_sensitive=True), False),
+        ("To: alice+github@example.org", address("To", "user", "alice+github"), False),
+        ("To: alice+github+ci@example.org", address("To", "detail", "github+ci"), True),  # the first separator splits
+        ("To: alice@example.org", address("To", "user", "alice"), True),
+        ("To: alice@example.org", address("To", "detail", ""), False),  # no separator, no detail
+        ("To: alice+@example.org", address("To", "detail", ""), True),  # an empty detail is a detail
+        ("To: +github@example.org", address("To", "user", ""), True),
+        ("To: alice+github@", address("To", "detail", "github"), False),  # an invalid address has no parts
+        ("To: Bob <bob@x.org>, alice+lists@example.org", address("To", "detail", "lists"), True),
+    ],
+)
+def test_subaddress_user_and_detail_follow_rfc_5233(field: str, cond: AddressTest, expected: bool) -> None:
+    assert holds(cond, message(field)) is expected
+
+
+def test_the_subaddress_separator_is_a_set_of_characters() -> None:
+    ctx = EvalContext(now=NOW, subaddress_separator="-+")
+    msg = message("To: alice-github@example.org")
+    assert holds(address("To", "detail", "github"), msg, ctx)
+    assert not holds(address("To", "detail", "github"), msg)
+    assert holds(address("To", "user", "alice-github"), msg)
+
+
+def test_explain_shows_the_user_and_detail_it_compared() -> None:
+    msg = message("To: alice+github@example.org, bob@example.org")
+    assert explain(address("To", "detail", "github"), msg, CTX).detail == 'To: detail "github" is "github"'
+    assert "no detail matches" in explain(address("To", "detail", "gitlab"), msg, CTX).detail
+    assert "no address has a detail" in explain(address("To", "detail", "x"), message("To: bob@example.org"), CTX).detail
+
+
 def test_a_quoted_display_name_with_a_comma_is_one_address() -> None:
     msg = fixture("quoted-comma.eml")
     assert holds(address("From", "display_name", "doe, john"), msg)

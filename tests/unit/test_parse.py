@@ -64,7 +64,7 @@ def test_string_operators_become_header_tests(operator: str) -> None:
     assert parse_condition({"subject": {operator: "Invoice"}}) == HeaderTest("subject", ("Subject",), operator, ("Invoice",))
 
 
-@pytest.mark.parametrize("operator", ["address", "domain", "localpart", "display_name"])
+@pytest.mark.parametrize("operator", ["address", "domain", "localpart", "user", "detail", "display_name"])
 def test_address_operators_become_address_tests(operator: str) -> None:
     assert parse_condition({"to": {operator: ["a", "b"]}}) == AddressTest("to", ("To",), operator, ("a", "b"))
 

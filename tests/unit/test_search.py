@@ -144,6 +144,8 @@ PUSHDOWN = {
     "address": (sender("address", "billing@shop.example"), ("FROM", "billing@shop.example"), False),
     "domain": (sender("domain", "github.com."), ("FROM", "github.com"), False),
     "localpart": (sender("localpart", "billing"), ("FROM", "billing"), False),
+    "user": (sender("user", "alice"), ("FROM", "alice"), False),
+    "detail": (sender("detail", "github"), ("FROM", "github"), False),
     "display_name": (sender("display_name", "Alice Wonderland"), ("FROM", "wonderland"), False),
     # combinators
     "all: every pushable part": (All((UNSEEN, subject("contains", "Rechnung"))), ("UNSEEN", "SUBJECT", "rechnung"), False),

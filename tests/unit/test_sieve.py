@@ -102,6 +102,8 @@ TESTS: dict[str, tuple[Condition, str, set[str]]] = {
         set(),
     ),
     "localpart": (AddressTest("from", ("From",), "localpart", ("billing",)), 'address :localpart :is "From" "billing"', set()),
+    "user": (AddressTest("to", ("To",), "user", ("alice",)), 'address :user :is "To" "alice"', {"subaddress"}),
+    "detail": (AddressTest("to", ("To",), "detail", ("github",)), 'address :detail :is "To" "github"', {"subaddress"}),
     "display_name": (AddressTest("from", ("From",), "display_name", ("Alice",)), 'header :contains "From" "Alice"', set()),
     "exists: any of the headers": (HeaderExists("recipient", RECIPIENT, True), 'anyof(exists "To", exists "Cc", exists "Bcc")', set()),
     "exists: false": (HeaderExists("header", ("X-Spam-Flag",), False), 'not exists "X-Spam-Flag"', set()),
