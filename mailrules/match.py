@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 from mailrules import model
-from mailrules.message import Address, MessageView
+from mailrules.message import Address, MessageView, parse_addresses
 from mailrules.model import Condition, flag_key
 
 
@@ -226,8 +226,16 @@ def list_identifier(value: str) -> str:
     return value[start + 1 : end].strip()
 
 
+def occurrence(values: list[str], index: int | None) -> list[str]:
+    """All values, or only the N-th (1 = first, -1 = last); none when there is no such occurrence."""
+    if index is None:
+        return values
+    position = index - 1 if index > 0 else len(values) + index
+    return [values[position]] if 0 <= position < len(values) else []
+
+
 def _tested_values(cond: model.HeaderTest, msg: MessageView, name: str) -> list[str]:
-    values = msg.header_values(name)
+    values = occurrence(msg.header_values(name), cond.index)
     return [list_identifier(value) for value in values] if cond.list_id else values
 
 
@@ -306,9 +314,16 @@ def address_operator_holds(
     return part == wanted
 
 
+def addresses_of(cond: model.AddressTest | model.CountTest, msg: MessageView, name: str) -> list[Address]:
+    index = getattr(cond, "index", None)
+    if index is None:
+        return msg.addresses(name)
+    return [address for raw in occurrence(msg.raw_header_values(name), index) for address in parse_addresses(raw)]
+
+
 def _check_address(cond: model.AddressTest, msg: MessageView, ctx: EvalContext) -> Found:
     for name in cond.names:
-        for address in msg.addresses(name):
+        for address in addresses_of(cond, msg, name):
             for wanted in cond.values:
                 if address_operator_holds(address, cond.operator, wanted, cond.case_sensitive, ctx.subaddress_separator):
                     return True, (name, address, wanted)
@@ -328,6 +343,28 @@ def _check_body(cond: model.BodyTest, msg: MessageView, ctx: EvalContext) -> Fou
     tests = predicates(cond.operator, cond.values, cond.case_sensitive, True)  # ^ and $ at line boundaries
     hit = first_hit(cond.scope, (_body_of(cond, msg),), tests, cond.case_sensitive)
     return hit is not None, hit
+
+
+_RELATIONS: dict[str, Callable[[int, int], bool]] = {
+    "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b,
+    "lt": lambda a, b: a < b,
+    "le": lambda a, b: a <= b,
+    "eq": lambda a, b: a == b,
+    "ne": lambda a, b: a != b,
+}
+
+
+def count_of(cond: model.CountTest, msg: MessageView) -> int:
+    """Occurrences of the headers, or valid addresses in them (as Sieve's address :count counts)."""
+    if cond.addresses:
+        return sum(address.valid for name in cond.names for address in msg.addresses(name))
+    return sum(len(msg.raw_header_values(name)) for name in cond.names)
+
+
+def _check_count(cond: model.CountTest, msg: MessageView, ctx: EvalContext) -> Found:
+    number = count_of(cond, msg)
+    return _RELATIONS[cond.relation](number, cond.number), number
 
 
 def _check_size(cond: model.SizeTest, msg: MessageView, ctx: EvalContext) -> Found:
@@ -377,6 +414,7 @@ _CHECKS: dict[type, Callable[..., Found]] = {
     model.HeaderTest: _check_header,
     model.AddressTest: _check_address,
     model.HeaderExists: _check_exists,
+    model.CountTest: _check_count,
     model.BodyTest: _check_body,
     model.SizeTest: _check_size,
     model.AgeTest: _check_age,
@@ -468,12 +506,12 @@ def _describe_header(cond: model.HeaderTest, msg: MessageView, ctx: EvalContext,
     what = "list identifier " if cond.list_id else ""
     if found[0]:
         name, value, pattern = found[1]  # type: ignore[misc]
-        return f"{name}: {what}{_short(value)} {cond.operator} {_wanted([pattern], cond.case_sensitive, cond.operator)}"
+        return f"{_position(cond.index)}{name}: {what}{_short(value)} {cond.operator} {_wanted([pattern], cond.case_sensitive, cond.operator)}"
     values = [value for name in cond.names for value in _tested_values(cond, msg, name)]
     if not values:
-        return f"{_names(cond.names)}: absent"
+        return f"{_position(cond.index)}{_names(cond.names)}: absent"
     wanted = _wanted(cond.values, cond.case_sensitive, cond.operator)
-    return f"{_names(cond.names)}: no {what}value {cond.operator} {wanted} ({_listing(values, 3)})"
+    return f"{_position(cond.index)}{_names(cond.names)}: no {what}value {cond.operator} {wanted} ({_listing(values, 3)})"
 
 
 _ADDRESS_PHRASES = {
@@ -491,18 +529,34 @@ def _describe_address(cond: model.AddressTest, msg: MessageView, ctx: EvalContex
         name, address, wanted = found[1]  # type: ignore[misc]
         part = address_part(address, cond.operator, ctx.subaddress_separator) or ""
         phrase = _ADDRESS_PHRASES[cond.operator].format(part=_quoted(part), wanted=_wanted([wanted], cond.case_sensitive))
-        return f"{name}: {phrase}"
+        return f"{_position(cond.index)}{name}: {phrase}"
     if not any(msg.raw_header_values(name) for name in cond.names):
-        return f"{_names(cond.names)}: absent"
-    addresses = [address for name in cond.names for address in msg.addresses(name)]
+        return f"{_position(cond.index)}{_names(cond.names)}: absent"
+    addresses = [address for name in cond.names for address in addresses_of(cond, msg, name)]
     if not addresses:
-        return f"{_names(cond.names)}: no parseable address"
+        return f"{_position(cond.index)}{_names(cond.names)}: no parseable address"
     parts = [part for address in addresses if (part := address_part(address, cond.operator, ctx.subaddress_separator))
              is not None]
     if not parts:
-        return f"{_names(cond.names)}: no address has a {cond.operator.replace('_', ' ')} ({_listing([a.address for a in addresses], 5)})"
+        return f"{_position(cond.index)}{_names(cond.names)}: no address has a {cond.operator.replace('_', ' ')} ({_listing([a.address for a in addresses], 5)})"
     wanted = _wanted(cond.values, cond.case_sensitive)
-    return f"{_names(cond.names)}: no {cond.operator} matches {wanted} ({_listing(parts, 5)})"
+    return f"{_position(cond.index)}{_names(cond.names)}: no {cond.operator} matches {wanted} ({_listing(parts, 5)})"
+
+
+_RELATION_WORDS = {"gt": "more than", "ge": "at least", "lt": "fewer than", "le": "at most", "eq": "exactly",
+                   "ne": "other than"}
+
+
+def _describe_count(cond: model.CountTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
+    what = "addresses" if cond.addresses else "occurrences"
+    verdict = "" if found[0] else "not "
+    return f"{_names(cond.names)}: {found[1]} {what}, {verdict}{_RELATION_WORDS[cond.relation]} {cond.number}"
+
+
+def _position(index: int | None) -> str:
+    if index is None:
+        return ""
+    return {1: "first ", -1: "last "}.get(index, f"occurrence {index} of ")
 
 
 def _describe_exists(cond: model.HeaderExists, msg: MessageView, ctx: EvalContext, found: Found) -> str:
@@ -556,6 +610,7 @@ _DESCRIBERS: dict[type, Callable[..., str]] = {
     model.HeaderTest: _describe_header,
     model.AddressTest: _describe_address,
     model.HeaderExists: _describe_exists,
+    model.CountTest: _describe_count,
     model.BodyTest: _describe_body,
     model.SizeTest: _describe_size,
     model.AgeTest: _describe_age,

@@ -63,6 +63,7 @@ class HeaderTest:
     case_sensitive: bool = False
     list_id: bool = False
     loc: Loc = field(default=NOWHERE, compare=False)
+    index: int | None = None  # only the N-th occurrence (1 = topmost, -1 = last; RFC 5260)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +76,7 @@ class AddressTest:
     values: tuple[str, ...]
     case_sensitive: bool = False
     loc: Loc = field(default=NOWHERE, compare=False)
+    index: int | None = None  # only the addresses of the N-th occurrence of the header
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,21 @@ class HeaderExists:
     key: str
     names: tuple[str, ...]
     present: bool
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+
+Relation = Literal["gt", "ge", "lt", "le", "eq", "ne"]
+
+
+@dataclass(frozen=True, slots=True)
+class CountTest:
+    """``count:``: how many occurrences of the headers (or, with ``addresses``, valid addresses in them) there are."""
+
+    key: str
+    names: tuple[str, ...]
+    relation: Relation
+    number: int
+    addresses: bool = False
     loc: Loc = field(default=NOWHERE, compare=False)
 
 
@@ -167,6 +184,7 @@ Condition: TypeAlias = (
     HeaderTest
     | AddressTest
     | HeaderExists
+    | CountTest
     | BodyTest
     | SizeTest
     | AgeTest

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parseaddr
 from typing import Any
 
@@ -30,6 +30,7 @@ from mailrules.model import (
     BodyTest,
     Condition,
     Copy,
+    CountTest,
     DateTest,
     Delete,
     FlagTest,
@@ -292,8 +293,22 @@ def _named_header(key: str, value: Any, path: Path, cx: _Context) -> Condition:
     if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
         cx.error(cx.loc(path + ("name",)), f"{name!r} is not a header name (printable ASCII without ':' or spaces)")
         name = "?"
-    operands = {k: v for k, v in value.items() if k != "name"} if isinstance(value, dict) else value
-    return _header(key, (name,), operands, path, cx, addresses=True)
+    operands = {k: v for k, v in value.items() if k not in ("name", "index")} if isinstance(value, dict) else value
+    condition = _header(key, (name,), operands, path, cx, addresses=True)
+    if not isinstance(value, dict) or "index" not in value:
+        return condition
+    index = _index(value["index"], path + ("index",), cx)
+    if isinstance(condition, HeaderExists):
+        cx.error(cx.key_loc(path + ("index",)), "'index' picks one occurrence to compare; with 'exists' use count: instead")
+        return condition
+    return replace(condition, index=index)  # type: ignore[type-var]
+
+
+def _index(value: Any, path: Path, cx: _Context) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or value == 0:
+        cx.error(cx.loc(path), f"index must be a whole number other than 0 (1 = first, -1 = last), not {value!r}")
+        return None
+    return value
 
 
 def _header(
@@ -360,6 +375,28 @@ def regex_problem(pattern: Any, flags: int = 0) -> str | None:
     except (TypeError, RecursionError, OverflowError, ValueError) as exc:
         return f"invalid regular expression {pattern!r}: {exc}"
     return None
+
+
+RELATIONS = ("gt", "ge", "lt", "le", "eq", "ne")
+
+
+def _count(key: str, value: Any, path: Path, cx: _Context) -> Condition:
+    loc = cx.key_loc(path)
+    data = value if isinstance(value, dict) else {}
+    if not isinstance(value, dict):
+        cx.error(cx.loc(path), "count needs a mapping: {header: Received, gt: 10}")
+    target = data.get("header")
+    if not isinstance(target, str) or not _HEADER_NAME.fullmatch(target):
+        cx.error(cx.loc(path + ("header",)), f"{target!r} is not a header name or address key")
+        target = "?"
+    relation, number = _single_operator(data, RELATIONS, path, cx)
+    if relation not in RELATIONS:
+        relation, number = "ge", 0
+    elif isinstance(number, bool) or not isinstance(number, int) or number < 0:
+        cx.error(cx.loc(path + (relation,)), f"count compares with a whole number of at least 0, not {number!r}")
+        number = 0
+    names = ADDRESS_HEADERS.get(target.lower())
+    return CountTest(target, names or (target,), relation, number, names is not None, loc)  # type: ignore[arg-type]
 
 
 def _body(key: str, value: Any, path: Path, cx: _Context) -> Condition:
@@ -437,6 +474,7 @@ _TESTS: Mapping[str, _TestHandler] = {
     **{key: _address_header for key in ADDRESS_HEADERS},
     **{key: _text_header for key in TEXT_HEADERS},
     "header": _named_header,
+    "count": _count,
     "body": _body,
     "text": _body,
     **{key: _size for key in SIZE_KEYS},

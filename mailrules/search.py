@@ -51,6 +51,7 @@ from mailrules.model import (
     Any,
     AttachmentTest,
     BodyTest,
+    CountTest,
     Condition,
     DateTest,
     Delete,
@@ -143,6 +144,8 @@ def _push(cond: Condition, env: _Env) -> SearchQuery:
             return _push_strings(cond)
         case HeaderExists(names=names, present=present):
             return _push_exists(names, present)
+        case CountTest():
+            return _push_count(cond)
         case BodyTest(scope=scope):
             return _local(cond, f"{scope}: BODY/TEXT search sees raw HTML, where markup can split the text")
         case SizeTest():
@@ -217,6 +220,15 @@ def _push_exists(names: Sequence[str], present: bool) -> SearchQuery:
     if present:
         return _exact(any_of(keys))
     return _exact(*(NotKey(key) for key in keys))
+
+
+def _push_count(cond: CountTest) -> SearchQuery:
+    """A count that needs at least one occurrence needs the header; SEARCH can't count further."""
+    needs_one = {"gt": cond.number >= 0, "ge": cond.number >= 1, "eq": cond.number >= 1}.get(cond.relation, False)
+    note = f"count {cond.key}: IMAP SEARCH cannot count {'addresses' if cond.addresses else 'occurrences'}"
+    if needs_one:
+        return _narrowed(cond, [any_of([_presence(name) for name in cond.names])], note)
+    return _local(cond, note)
 
 
 def _presence(name: str) -> Term:
@@ -620,7 +632,7 @@ def fetch_needs(cond: Condition) -> FetchNeeds:
             return functools.reduce(FetchNeeds.__or__, map(fetch_needs, children), FetchNeeds())
         case Not(child):
             return fetch_needs(child)
-        case HeaderTest(names=names) | AddressTest(names=names) | HeaderExists(names=names):
+        case HeaderTest(names=names) | AddressTest(names=names) | HeaderExists(names=names) | CountTest(names=names):
             return FetchNeeds(headers=frozenset(name.lower() for name in names))
         case BodyTest(scope=scope):
             return FetchNeeds(body=True, all_headers=scope == "text")
@@ -693,9 +705,12 @@ def describe(cond: Condition) -> str:
         case HeaderTest(key=key, operator=op, values=values, case_sensitive=cs) | AddressTest(
             key=key, operator=op, values=values, case_sensitive=cs
         ):
-            return f"{key} {op} {_alternatives(values)}{' (case-sensitive)' if cs else ''}"
+            position = f" (occurrence {cond.index})" if cond.index is not None else ""
+            return f"{key}{position} {op} {_alternatives(values)}{' (case-sensitive)' if cs else ''}"
         case HeaderExists(key=key, present=present):
             return f"{key} exists: {str(present).lower()}"
+        case CountTest(key=key, relation=relation, number=number):
+            return f"count {key} {relation} {number}"
         case BodyTest(scope=scope, operator=op, values=values):
             return f"{scope} {op} {_alternatives(values)}"
         case SizeTest(operator=op, size=size):

@@ -42,6 +42,7 @@ from mailrules.model import (
     BodyTest,
     Condition,
     Copy,
+    CountTest,
     DateTest,
     Delete,
     FlagTest,
@@ -156,6 +157,8 @@ def sieve_test(cond: Condition) -> Sieve:
         case HeaderExists(names=names, present=present):
             exists = _combine("anyof", "false", [Sieve(f"exists {quote(name)}") for name in names])
             return exists if present else Sieve("not " + exists.text)
+        case CountTest():
+            return _count_test(cond)
         case BodyTest():
             return _body_test(cond)
         case SizeTest(operator=operator, size=size):
@@ -180,13 +183,29 @@ def _combine(name: str, empty: str, parts: list[Sieve]) -> Sieve:
     return _join(parts, ", ", f"{name}(", ")")
 
 
+def _index(index: int | None) -> tuple[str, frozenset[str]]:
+    """RFC 5260 ``:index N`` counts from the top, ``:index N :last`` from the bottom."""
+    if index is None:
+        return "", frozenset()
+    return (f" :index {index}" if index > 0 else f" :index {-index} :last"), frozenset({"index"})
+
+
 def _header_test(cond: HeaderTest) -> Sieve:
+    index, needs = _index(cond.index)
     if cond.operator == "regex":
         patterns = [posix_regex(value, cond.loc, multiline=False) for value in cond.values]
-        test = f'header :regex{_comparator(cond.case_sensitive)} {string_list(cond.names)} {string_list(patterns)}'
-        return Sieve(test, frozenset({"regex"}), _case_notes(cond.values, cond.case_sensitive))
-    test = f"header :{cond.operator}{_comparator(cond.case_sensitive)} {string_list(cond.names)} {string_list(cond.values)}"
-    return Sieve(test, notes=_case_notes(cond.values, cond.case_sensitive))
+        test = f'header{index} :regex{_comparator(cond.case_sensitive)} {string_list(cond.names)} {string_list(patterns)}'
+        return Sieve(test, frozenset({"regex"}) | needs, _case_notes(cond.values, cond.case_sensitive))
+    test = f"header{index} :{cond.operator}{_comparator(cond.case_sensitive)} {string_list(cond.names)} {string_list(cond.values)}"
+    return Sieve(test, needs, notes=_case_notes(cond.values, cond.case_sensitive))
+
+
+def _count_test(cond: CountTest) -> Sieve:
+    command = "address" if cond.addresses else "header"
+    test = f'{command} :count "{cond.relation}" :comparator "i;ascii-numeric" {string_list(cond.names)} "{cond.number}"'
+    notes = ("count: Sieve counts a header with no valid address (undisclosed-recipients:;) as one address, "
+             "mailrules counts valid addresses only",) if cond.addresses else ()
+    return Sieve(test, frozenset({"relational", "comparator-i;ascii-numeric"}), notes)
 
 
 def _list_id_test(cond: HeaderTest) -> Sieve:
@@ -201,25 +220,27 @@ def _list_id_test(cond: HeaderTest) -> Sieve:
 
 
 def _address_test(cond: AddressTest) -> Sieve:
+    index, needs = _index(cond.index)
+    address, header = "address" + index, "header" + index
     names, comparator = string_list(cond.names), _comparator(cond.case_sensitive)
     notes = _case_notes(cond.values, cond.case_sensitive)
     match cond.operator:
         case "address":
-            return Sieve(f"address :all :is{comparator} {names} {string_list(cond.values)}", notes=notes)
+            return Sieve(f"{address} :all :is{comparator} {names} {string_list(cond.values)}", needs, notes)
         case "localpart":
-            return Sieve(f"address :localpart :is{comparator} {names} {string_list(cond.values)}", notes=notes)
+            return Sieve(f"{address} :localpart :is{comparator} {names} {string_list(cond.values)}", needs, notes)
         case "user" | "detail":
             note = f"{cond.operator}: Sieve splits at the server's recipient_delimiter (Pigeonhole's default is '+')"
-            test = f"address :{cond.operator} :is{comparator} {names} {string_list(cond.values)}"
-            return Sieve(test, frozenset({"subaddress"}), notes + (note,))
+            test = f"{address} :{cond.operator} :is{comparator} {names} {string_list(cond.values)}"
+            return Sieve(test, frozenset({"subaddress"}) | needs, notes + (note,))
         case "domain":
             domains = [value.rstrip(".") for value in cond.values]
             subdomains = string_list(["*." + glob_escape(domain) for domain in domains])
-            exact = f"address :domain :is{comparator} {names} {string_list(domains)}"
-            return Sieve(f"anyof({exact}, address :domain :matches{comparator} {names} {subdomains})", notes=notes)
+            exact = f"{address} :domain :is{comparator} {names} {string_list(domains)}"
+            return Sieve(f"anyof({exact}, {address} :domain :matches{comparator} {names} {subdomains})", needs, notes)
         case "display_name":
             note = "display_name: Sieve has no display-name part; the whole header is searched, addresses included"
-            return Sieve(f"header :contains{comparator} {names} {string_list(cond.values)}", notes=notes + (note,))
+            return Sieve(f"{header} :contains{comparator} {names} {string_list(cond.values)}", needs, notes + (note,))
     raise TypeError(f"not an address operator: {cond.operator!r}")
 
 

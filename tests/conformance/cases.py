@@ -19,6 +19,7 @@ from mailrules.model import (
     BodyTest,
     Condition,
     Copy,
+    CountTest,
     DateTest,
     Delete,
     FlagTest,
@@ -192,7 +193,27 @@ SUBADDRESSES = probes(
     user_of_invalid=address("from", ("From",), "user", "stephan"),
 )
 
+# RFC 5231 :count and RFC 5260 :index.
+COUNTS = probes(
+    three_hops=CountTest("Received", ("Received",), "eq", 3),
+    more_than_two_hops=CountTest("Received", ("Received",), "gt", 2),
+    few_hops=CountTest("Received", ("Received",), "lt", 2),
+    no_spam_flag=CountTest("X-Spam-Flag", ("X-Spam-Flag",), "eq", 0),
+    many_recipients=CountTest("recipient", RECIPIENT, "ge", 3, addresses=True),  # valid addresses only
+    two_recipients=CountTest("recipient", RECIPIENT, "eq", 2, addresses=True),
+    one_to=CountTest("to", ("To",), "ne", 1, addresses=True),
+    to_fields=CountTest("To", ("To",), "eq", 1),
+    first_hop=HeaderTest("header", ("Received",), "contains", ("mx3.example.com by imap",), index=1),
+    last_hop=HeaderTest("header", ("Received",), "contains", ("from mx1",), index=-1),
+    not_last=HeaderTest("header", ("Received",), "contains", ("from mx1",), index=1),
+    second_from_bottom=HeaderTest("header", ("Received",), "matches", ("from mx2*",), index=-2),
+    first_delivered_detail=AddressTest("header", ("Delivered-To",), "detail", ("lists",), index=1),
+    last_delivered_address=AddressTest("header", ("Delivered-To",), "address", ("alice@example.com",), index=-1),
+    last_delivered_detail=AddressTest("header", ("Delivered-To",), "detail", ("lists",), index=-1),
+)
+
 CASES: dict[str, RuleSet] = {
+    "counts": COUNTS,
     "subaddresses": SUBADDRESSES,
     "invalid-addresses": INVALID_ADDRESSES,
     "body-parts": BODY_PARTS,
@@ -211,6 +232,7 @@ PROBES_MATCHING_NOTHING: dict[str, set[str]] = {
     "addresses": {"group_has_no_address", "display_notifications"},  # the latter only in Sieve, see below
     "case": {"ascii_case_sensitive_miss"},
     "body-parts": {"scrambled_part"},
+    "counts": {"not_last", "last_delivered_detail"},
     "subaddresses": {"user_of_invalid", "no_detail_is_not_empty"},
     "invalid-addresses": {"localpart_of_no_domain", "empty_localpart",
                           "localpart_of_bare_word", "reply_to_localpart"},
@@ -220,6 +242,8 @@ PROBES_MATCHING_NOTHING: dict[str, set[str]] = {
 # (case, message) -> why Sieve and mailrules legitimately disagree there.
 _ASCII_ONLY = "Sieve's i;ascii-casemap folds ASCII letters only (Pigeonhole has no i;unicode-casemap)"
 _SHARP_S = "mailrules casefolds ß to ss (spec §7); no Sieve comparator does"
+_COUNT_INVALID = ("count of addresses: mailrules counts valid addresses; Pigeonhole counts a header with no valid "
+                  "address (undisclosed-recipients:;, @example.org) as one")
 DIFFERENCES: dict[tuple[str, str], str] = {
     ("case", "grusse.eml"): f"{_ASCII_ONLY}: 'KÖLN' vs 'Köln'; {_SHARP_S}: 'GRÜSSE' vs 'Grüße'",
     ("case", "grusse-upper.eml"): f"{_ASCII_ONLY}: 'grüße'/'jürgen' vs 'GRÜSSE'/'JÜRGEN'",
@@ -235,6 +259,8 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     "no text to Pigeonhole",
     ("body-parts", "no-boundary.eml"): "a multipart without a boundary: mailrules reads its content as text, "
     "Pigeonhole finds no parts",
+    ("counts", "invalid-addresses.eml"): _COUNT_INVALID,
+    ("counts", "spam.eml"): _COUNT_INVALID,
     ("body", "newsletter-html.eml"): "Pigeonhole's HTML-to-text for body :text does not decode entities (&amp;, &nbsp;) "
     "as mailrules' visible text does (spec §7)",
 }

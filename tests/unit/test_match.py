@@ -11,6 +11,7 @@ from freezegun import freeze_time
 from mailrules import model
 from mailrules.match import EvalContext, Trace, casefold_regex, explain, glob_match, glob_tokens, matches
 from mailrules.message import MessageView, NotFetched
+from mailrules.parse import parse_condition
 from mailrules.model import (
     AddressTest,
     AgeTest,
@@ -614,6 +615,47 @@ def test_flag_tests(flags: list[str], cond: model.Condition, expected: bool) -> 
 )
 def test_has_attachment(name: str, present: bool, expected: bool) -> None:
     assert holds(AttachmentTest(present), fixture(name)) is expected
+
+
+RECEIVED = message(
+    "Received: from mx1.example.org\nReceived: from mx2.example.org\nReceived: from mx3.example.org\n"
+    "Delivered-To: alice+lists@example.org\nDelivered-To: alice@example.org\n"
+    "To: a@x.example, stephan@\nCc: undisclosed-recipients:;, c@z.example\nSubject: x"
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"count": {"header": "Received", "eq": 3}}, True),
+        ({"count": {"header": "received", "gt": 2}}, True),
+        ({"count": {"header": "Received", "gt": 3}}, False),
+        ({"count": {"header": "Received", "le": 2}}, False),
+        ({"count": {"header": "X-Absent", "eq": 0}}, True),
+        ({"count": {"header": "X-Absent", "ne": 0}}, False),
+        ({"count": {"header": "recipient", "eq": 2}}, True),  # valid addresses only, as Sieve counts them
+        ({"count": {"header": "to", "eq": 1}}, True),
+        ({"count": {"header": "Delivered-To", "eq": 2}}, True),  # any other name counts occurrences
+        ({"header": {"name": "Received", "index": 1, "contains": "mx1"}}, True),
+        ({"header": {"name": "Received", "index": 1, "contains": "mx3"}}, False),
+        ({"header": {"name": "Received", "index": -1, "contains": "mx3"}}, True),
+        ({"header": {"name": "Received", "index": -2, "is": "from mx2.example.org"}}, True),
+        ({"header": {"name": "Received", "index": 4, "contains": "mx"}}, False),
+        ({"header": {"name": "Received", "index": -4, "contains": "mx"}}, False),
+        ({"header": {"name": "Delivered-To", "index": 1, "detail": "lists"}}, True),
+        ({"header": {"name": "Delivered-To", "index": -1, "detail": "lists"}}, False),
+        ({"header": {"name": "Delivered-To", "index": -1, "address": "alice@example.org"}}, True),
+    ],
+)
+def test_count_and_index(data: dict[str, object], expected: bool) -> None:
+    assert holds(parse_condition(data), RECEIVED) is expected
+
+
+def test_explain_names_the_occurrence_and_the_count() -> None:
+    trace = explain(parse_condition({"header": {"name": "Received", "index": -1, "contains": "mx1"}}), RECEIVED, CTX)
+    assert trace.detail == 'last Received: no value contains "mx1" ("from mx3.example.org")'
+    trace = explain(parse_condition({"count": {"header": "Received", "gt": 10}}), RECEIVED, CTX)
+    assert trace.detail == "Received: 3 occurrences, not more than 10"
 
 
 # ---------------------------------------------------------------- combinators

@@ -18,6 +18,7 @@ from mailrules.model import (
     AttachmentTest,
     BodyTest,
     Copy,
+    CountTest,
     DateTest,
     Delete,
     FlagTest,
@@ -100,6 +101,35 @@ def test_the_general_header_form_names_its_header_and_tests_the_whole_value() ->
 def test_address_operators_on_subject_and_list_id_are_errors(key: str) -> None:
     with pytest.raises(RuleFileError, match=f"'domain' is an address operator; '{key}' holds no addresses"):
         parse_condition({key: {"domain": "example.com"}})
+
+
+def test_count_reads_a_header_or_the_addresses_of_an_address_key() -> None:
+    assert parse_condition({"count": {"header": "Received", "gt": 10}}) == CountTest("Received", ("Received",), "gt", 10)
+    assert parse_condition({"count": {"header": "recipient", "ge": 3}}) == CountTest(
+        "recipient", ("To", "Cc", "Bcc"), "ge", 3, addresses=True)
+
+
+def test_index_picks_one_occurrence_of_a_named_header() -> None:
+    cond = parse_condition({"header": {"name": "Received", "index": -1, "contains": "mx"}})
+    assert cond == HeaderTest("header", ("Received",), "contains", ("mx",), index=-1)
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"header": {"name": "Received", "index": 0, "contains": "x"}}, "index must be a whole number other than 0"),
+        ({"header": {"name": "Received", "index": True, "contains": "x"}}, "index must be a whole number"),
+        ({"header": {"name": "X", "index": 1, "exists": True}}, "with 'exists' use count"),
+        ({"count": {"header": "Received", "gt": -1}}, "at least 0"),
+        ({"count": {"header": "Received"}}, "exactly one operator of gt, ge, lt, le, eq, ne"),
+        ({"count": {"header": "Bad Name", "gt": 1}}, "not a header name"),
+    ],
+)
+def test_count_and_index_problems(data: object, problem: str) -> None:
+    with pytest.raises(RuleFileError) as error:
+        parse_condition(data)
+    assert problem in str(error.value)
+    assert len(error.value.problems) == 1
 
 
 def test_a_test_takes_exactly_one_operator() -> None:

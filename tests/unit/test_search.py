@@ -22,6 +22,7 @@ from mailrules.model import (
     Any,
     AttachmentTest,
     BodyTest,
+    CountTest,
     Condition,
     Copy,
     DateTest,
@@ -145,6 +146,10 @@ PUSHDOWN = {
     "domain": (sender("domain", "github.com."), ("FROM", "github.com"), False),
     "localpart": (sender("localpart", "billing"), ("FROM", "billing"), False),
     "user": (sender("user", "alice"), ("FROM", "alice"), False),
+    "count: at least one needs the header": (CountTest("Received", ("Received",), "gt", 0), ("HEADER", "Received", ""), False),
+    "count: none or few can't be searched": (CountTest("Received", ("Received",), "lt", 3), ("ALL",), False),
+    "index: any occurrence narrows": (HeaderTest("header", ("Received",), "contains", ("mx1",), index=-1),
+                                      ("HEADER", "Received", "mx1"), False),
     "detail": (sender("detail", "github"), ("FROM", "github"), False),
     "display_name": (sender("display_name", "Alice Wonderland"), ("FROM", "wonderland"), False),
     # combinators
