@@ -18,7 +18,8 @@ import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+import zoneinfo
+from datetime import date, datetime, timedelta, timezone, tzinfo
 
 from mailrules import model
 from mailrules.message import Address, MessageView, parse_addresses
@@ -399,6 +400,63 @@ def _check_date(cond: model.DateTest, msg: MessageView, ctx: EvalContext) -> Fou
     return day_compare(day, cond.operator, cond.day), day
 
 
+_OFFSET = re.compile(r"([+-])([01][0-9]|2[0-3])([0-5][0-9])")
+
+
+def fixed_offset(zone: str) -> timezone | None:
+    """``+0100`` / ``-0530`` as a zone, ``UTC`` as UTC; None for any other name."""
+    if zone.upper() in ("UTC", "Z", "ETC/UTC", "GMT"):
+        return timezone.utc
+    found = _OFFSET.fullmatch(zone)
+    if found is None:
+        return None
+    minutes = int(found.group(2)) * 60 + int(found.group(3))
+    return timezone(timedelta(minutes=-minutes if found.group(1) == "-" else minutes))
+
+
+def zone_of(zone: str) -> tzinfo | None:
+    """The zone a date-part test reads in: ``original`` (None: keep the timestamp's own), a fixed offset, or IANA.
+
+    Raises ``ValueError`` for a name that is none of these.
+    """
+    if zone == "original":
+        return None
+    fixed = fixed_offset(zone)
+    if fixed is not None:
+        return fixed
+    try:
+        return zoneinfo.ZoneInfo(zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"unknown time zone {zone!r}: use an IANA name (Europe/Berlin), UTC, +hhmm or original") from None
+
+
+def date_part(moment: datetime, part: str) -> int:
+    """A date part as a number; weekday counts Monday 0 to Sunday 6."""
+    return moment.weekday() if part == "weekday" else getattr(moment, part)
+
+
+def part_check_holds(check: model.PartCheck, moment: datetime) -> bool:
+    value = date_part(moment, check.part)
+    if check.values and value not in check.values:
+        return False
+    return all(_RELATIONS[relation](value, number) for relation, number in check.relations)
+
+
+def _date_parts_moment(cond: model.DatePartTest, msg: MessageView) -> datetime | None:
+    moment = msg.internaldate if cond.source == "arrival" else msg.sent_date()
+    if moment is None:
+        return None
+    zone = zone_of(cond.zone)
+    return moment if zone is None else moment.astimezone(zone)
+
+
+def _check_date_parts(cond: model.DatePartTest, msg: MessageView, ctx: EvalContext) -> Found:
+    moment = _date_parts_moment(cond, msg)
+    if moment is None:
+        return False, None
+    return all(part_check_holds(check, moment) for check in cond.checks), moment
+
+
 def _check_flag(cond: model.FlagTest, msg: MessageView, ctx: EvalContext) -> Found:
     has = flag_key(cond.flag) in msg.flag_keys()
     return has == cond.present, has
@@ -419,6 +477,7 @@ _CHECKS: dict[type, Callable[..., Found]] = {
     model.SizeTest: _check_size,
     model.AgeTest: _check_age,
     model.DateTest: _check_date,
+    model.DatePartTest: _check_date_parts,
     model.FlagTest: _check_flag,
     model.AttachmentTest: _check_attachment,
 }
@@ -598,6 +657,26 @@ def _describe_date(cond: model.DateTest, msg: MessageView, ctx: EvalContext, fou
     return f"{what} {found[1]} is {'' if found[0] else 'not '}{cond.operator} {cond.day.isoformat()}"
 
 
+def _describe_date_parts(cond: model.DatePartTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
+    if found[1] is None:
+        return "arrival time unknown" if cond.source == "arrival" else "no readable Date header"
+    moment: datetime = found[1]  # type: ignore[assignment]
+    what = "arrived" if cond.source == "arrival" else "sent"
+    zone = "its own zone" if cond.zone == "original" else cond.zone
+    shown = f"{model.WEEKDAYS[moment.weekday()].capitalize()} {moment:%Y-%m-%d %H:%M} ({zone})"
+    return f"{what} {shown}: {'' if found[0] else 'not '}{_parts_text(cond.checks)}"
+
+
+def _parts_text(checks: Sequence[model.PartCheck]) -> str:
+    texts = []
+    for check in checks:
+        shown = [model.WEEKDAYS[value] for value in check.values] if check.part == "weekday" else check.values
+        words = ([f"{check.part} {' or '.join(map(str, shown))}"] if check.values else []) + [
+            f"{check.part} {_RELATION_WORDS[relation]} {number}" for relation, number in check.relations]
+        texts.extend(words)
+    return ", ".join(texts)
+
+
 def _describe_flag(cond: model.FlagTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
     return f"flag {cond.flag} is {'set' if found[1] else 'not set'}"
 
@@ -615,6 +694,7 @@ _DESCRIBERS: dict[type, Callable[..., str]] = {
     model.SizeTest: _describe_size,
     model.AgeTest: _describe_age,
     model.DateTest: _describe_date,
+    model.DatePartTest: _describe_date_parts,
     model.FlagTest: _describe_flag,
     model.AttachmentTest: _describe_attachment,
 }

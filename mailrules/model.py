@@ -143,6 +143,33 @@ class DateTest:
     loc: Loc = field(default=NOWHERE, compare=False)
 
 
+DatePart = Literal["year", "month", "day", "hour", "minute", "weekday"]
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # index = Python's weekday()
+
+
+@dataclass(frozen=True, slots=True)
+class PartCheck:
+    """One date part's constraint: equal to one of ``values`` (if any) and every relation holds."""
+
+    part: DatePart
+    values: tuple[int, ...] = ()
+    relations: tuple[tuple[Relation, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DatePartTest:
+    """``sent:`` (Date header) or ``arrived:`` (INTERNALDATE): date parts in ``zone`` (RFC 5260).
+
+    ``zone`` is an IANA name, a fixed offset such as ``+0100``, or ``original`` (the
+    timestamp's own offset).
+    """
+
+    source: Literal["arrival", "sent"]
+    checks: tuple[PartCheck, ...]
+    zone: str = "UTC"
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+
 @dataclass(frozen=True, slots=True)
 class FlagTest:
     """A flag or keyword present (``present=True``) or absent; ``flag`` is canonical (``\\Seen``, ``$Label``)."""
@@ -189,6 +216,7 @@ Condition: TypeAlias = (
     | SizeTest
     | AgeTest
     | DateTest
+    | DatePartTest
     | FlagTest
     | AttachmentTest
     | All

@@ -29,9 +29,12 @@ from mailrules.model import (
     AttachmentTest,
     BodyTest,
     Condition,
+    WEEKDAYS,
     Copy,
     CountTest,
+    DatePartTest,
     DateTest,
+    PartCheck,
     Delete,
     FlagTest,
     HeaderExists,
@@ -48,6 +51,7 @@ from mailrules.model import (
     canonical_flag,
 )
 from mailrules.model import Any as AnyOf
+from mailrules.match import zone_of
 from mailrules.units import parse_day, parse_duration, parse_size
 from mailrules.yamlsrc import LocIndex, Path, YamlDocument
 
@@ -437,6 +441,66 @@ def _day(key: str, value: Any, path: Path, cx: _Context) -> Condition:
     return DateTest(source, operator, day or parse_day("1970-01-01"), cx.key_loc(path))  # type: ignore[arg-type]
 
 
+_PART_RANGES = {"year": (0, 9999), "month": (1, 12), "day": (1, 31), "hour": (0, 23), "minute": (0, 59)}
+
+
+def _date_parts(key: str, value: Any, path: Path, cx: _Context) -> Condition:
+    loc = cx.key_loc(path)
+    data = value if isinstance(value, dict) else {}
+    if not isinstance(value, dict) or not set(data) - {"zone"}:
+        cx.error(cx.loc(path), f"'{key}' needs date parts: {{weekday: [sat, sun]}}, {{hour: {{ge: 18}}}}…")
+    zone = data.get("zone", "UTC")
+    try:
+        zone_of(zone) if isinstance(zone, str) else zone_of("?")
+    except ValueError as error:
+        cx.error(cx.loc(path + ("zone",)), str(error))
+        zone = "UTC"
+    checks = []
+    for part, item in data.items():
+        if part == "zone":
+            continue
+        if part == "weekday":
+            checks.append(PartCheck("weekday", _weekdays(item, path + (part,), cx)))
+        elif part in _PART_RANGES:
+            checks.append(_part_check(part, item, path + (part,), cx))
+        else:
+            cx.error(cx.key_loc(path + (part,)), f"unknown date part {part!r}; use weekday, year, month, day, hour, minute or zone")
+    return DatePartTest("sent" if key == "sent" else "arrival", tuple(checks), zone, loc)
+
+
+def _weekdays(value: Any, path: Path, cx: _Context) -> tuple[int, ...]:
+    items = value if isinstance(value, list) else [value]
+    days = [item.lower()[:3] if isinstance(item, str) else None for item in items]
+    if not items or any(day not in WEEKDAYS for day in days):
+        cx.error(cx.loc(path), f"weekday takes day names ({', '.join(WEEKDAYS)}), not {value!r}")
+    return tuple(sorted({WEEKDAYS.index(day) for day in days if day in WEEKDAYS}))
+
+
+def _part_check(part: str, value: Any, path: Path, cx: _Context) -> PartCheck:
+    low, high = _PART_RANGES[part]
+
+    def number(item: Any, where: Path) -> int | None:
+        if isinstance(item, bool) or not isinstance(item, int) or not low <= item <= high:
+            cx.error(cx.loc(where), f"{part} takes whole numbers from {low} to {high}, not {item!r}")
+            return None
+        return item
+
+    if isinstance(value, dict):
+        relations = [(relation, number(item, path + (relation,))) for relation, item in value.items()]
+        for relation, _ in relations:
+            if relation not in RELATIONS:
+                cx.error(cx.key_loc(path + (relation,)), f"unknown relation {relation!r}; use {', '.join(RELATIONS)}")
+        valid = tuple((r, n) for r, n in relations if r in RELATIONS and n is not None)
+        if not value:
+            cx.error(cx.loc(path), f"{part} needs a number, a list of numbers or relations like {{ge: 18}}")
+        return PartCheck(part, (), valid)  # type: ignore[arg-type]
+    items = value if isinstance(value, list) else [value]
+    values = tuple(n for index, item in enumerate(items) if (n := number(item, path + (index,) if isinstance(value, list) else path)) is not None)
+    if not items:
+        cx.error(cx.loc(path), f"{part} needs a number, a list of numbers or relations like {{ge: 18}}")
+    return PartCheck(part, tuple(sorted(set(values))))  # type: ignore[arg-type]
+
+
 def _system_flag(key: str, value: Any, path: Path, cx: _Context) -> Condition:
     if not isinstance(value, bool):
         cx.error(cx.loc(path), f"'{key}' must be true or false")
@@ -475,6 +539,8 @@ _TESTS: Mapping[str, _TestHandler] = {
     **{key: _text_header for key in TEXT_HEADERS},
     "header": _named_header,
     "count": _count,
+    "sent": _date_parts,
+    "arrived": _date_parts,
     "body": _body,
     "text": _body,
     **{key: _size for key in SIZE_KEYS},

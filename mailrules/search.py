@@ -52,6 +52,9 @@ from mailrules.model import (
     AttachmentTest,
     BodyTest,
     CountTest,
+    DatePartTest,
+    PartCheck,
+    WEEKDAYS,
     Condition,
     DateTest,
     Delete,
@@ -154,6 +157,9 @@ def _push(cond: Condition, env: _Env) -> SearchQuery:
             return _push_age(cond, env.now)
         case DateTest():
             return _push_date(cond)
+        case DatePartTest(source=source):
+            what = "sent" if source == "sent" else "arrived"
+            return _local(cond, f"{what}: IMAP SEARCH has no weekday or hour, only whole days")
         case FlagTest():
             return _push_flag(cond, env.volatile_flags)
         case AttachmentTest():
@@ -638,7 +644,7 @@ def fetch_needs(cond: Condition) -> FetchNeeds:
             return FetchNeeds(body=True, all_headers=scope == "text")
         case AttachmentTest():
             return FetchNeeds(structure=True)
-        case DateTest(source="sent"):
+        case DateTest(source="sent") | DatePartTest(source="sent"):
             return FetchNeeds(headers=frozenset({"date"}))
         case SizeTest() | AgeTest() | DateTest() | FlagTest():
             return FetchNeeds()  # size, INTERNALDATE and flags come with every fetch
@@ -719,11 +725,20 @@ def describe(cond: Condition) -> str:
             return f"{op} {_duration(seconds)}"
         case DateTest(source=source, operator=op, day=day):
             return f"{'sent_' if source == 'sent' else ''}{op} {day.isoformat()}"
+        case DatePartTest(source=source, checks=checks, zone=zone):
+            parts = ", ".join(_part_text(check) for check in checks)
+            return f"{'sent' if source == 'sent' else 'arrived'} {parts} ({zone})"
         case FlagTest(flag=flag, present=present):
             return flag if present else f"not {flag}"
         case AttachmentTest(present=present):
             return f"has_attachment: {str(present).lower()}"
     raise TypeError(f"not a condition: {cond!r}")
+
+
+def _part_text(check: PartCheck) -> str:
+    values = [WEEKDAYS[value] for value in check.values] if check.part == "weekday" else list(check.values)
+    shown = [f"{check.part} {'|'.join(map(str, values))}"] if values else []
+    return " ".join(shown + [f"{check.part} {relation} {number}" for relation, number in check.relations])
 
 
 def _duration(seconds: int) -> str:

@@ -30,6 +30,7 @@ from re import _parser as sre_parse  # type: ignore[attr-defined]  # the only pa
 
 from mailrules.errors import Loc, MailrulesError, Problem
 from mailrules.folders import folder_matches
+from mailrules.match import fixed_offset
 from mailrules.model import (
     NOWHERE,
     Action,
@@ -43,7 +44,9 @@ from mailrules.model import (
     Condition,
     Copy,
     CountTest,
+    DatePartTest,
     DateTest,
+    PartCheck,
     Delete,
     FlagTest,
     HeaderExists,
@@ -168,6 +171,8 @@ def sieve_test(cond: Condition) -> Sieve:
             return Sieve(str(holds).lower(), notes=(f"{operator}: at delivery a message arrives now, so this is {str(holds).lower()}",))
         case DateTest():
             return _date_test(cond)
+        case DatePartTest():
+            return _date_parts_test(cond)
         case FlagTest(flag=flag, present=present):
             return Sieve(("" if present else "not ") + f"hasflag {quote(flag)}", frozenset({"imap4flags"}))
         case AttachmentTest(loc=loc):
@@ -276,6 +281,37 @@ def _date_test(cond: DateTest) -> Sieve:
     if cond.source == "arrival":  # delivery is the arrival: the current day, in the server's zone
         return Sieve(f'currentdate :value {relation} "date" {day}', frozenset({"date", "relational"}))
     return Sieve(f'date :originalzone :value {relation} "date" "date" {day}', frozenset({"date", "relational"}))
+
+
+def _zone_argument(cond: DatePartTest) -> str:
+    """Sieve's ``:zone`` takes a fixed offset; a zone with daylight saving time has none."""
+    if cond.zone == "original":
+        return " :originalzone" if cond.source == "sent" else ""
+    offset = fixed_offset(cond.zone)
+    if offset is None:
+        raise _Gap(f"zone {cond.zone}: Sieve's :zone takes a fixed offset (+0100), not a zone with daylight saving "
+                   "time", cond.loc)
+    minutes = int(offset.utcoffset(None).total_seconds()) // 60
+    return f' :zone "{"-" if minutes < 0 else "+"}{abs(minutes) // 60:02d}{abs(minutes) % 60:02d}"'
+
+
+def _sieve_part_value(check: PartCheck, value: int) -> str:
+    return str((value + 1) % 7) if check.part == "weekday" else str(value)  # Sieve's weekday 0 is Sunday
+
+
+def _date_parts_test(cond: DatePartTest) -> Sieve:
+    zone = _zone_argument(cond)
+    command = f"date{zone}" if cond.source == "sent" else f"currentdate{zone}"
+    header = ' "date"' if cond.source == "sent" else ""
+    tests = []
+    for check in cond.checks:
+        relations = ([("eq", list(check.values))] if check.values else []) + [
+            (relation, [number]) for relation, number in check.relations]
+        for relation, numbers in relations:
+            keys = string_list([_sieve_part_value(check, number) for number in numbers])
+            tests.append(Sieve(f'{command} :value "{relation}" :comparator "i;ascii-numeric"{header} "{check.part}" {keys}'))
+    combined = _combine("allof", "true", tests)
+    return Sieve(combined.text, frozenset({"date", "relational", "comparator-i;ascii-numeric"}))
 
 
 # ---------------------------------------------------------------- regex translation

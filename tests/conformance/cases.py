@@ -20,7 +20,9 @@ from mailrules.model import (
     Condition,
     Copy,
     CountTest,
+    DatePartTest,
     DateTest,
+    PartCheck,
     Delete,
     FlagTest,
     HeaderExists,
@@ -212,7 +214,26 @@ COUNTS = probes(
     last_delivered_detail=AddressTest("header", ("Delivered-To",), "detail", ("lists",), index=-1),
 )
 
+def sent(*checks: PartCheck, zone: str = "UTC") -> DatePartTest:
+    return DatePartTest("sent", checks, zone)
+
+
+# RFC 5260 date parts of the Date header (and of the arrival, which at delivery is now).
+DATE_PARTS = probes(
+    weekend=sent(PartCheck("weekday", (5, 6))),
+    monday_morning=sent(PartCheck("weekday", (0,)), PartCheck("hour", (), (("lt", 12),))),
+    evening_utc=sent(PartCheck("hour", (), (("ge", 17),))),
+    evening_in_own_zone=sent(PartCheck("hour", (), (("ge", 18),)), zone="original"),
+    evening_at_plus_one=sent(PartCheck("hour", (19,)), zone="+0100"),
+    pacific_morning=sent(PartCheck("hour", (7,)), PartCheck("minute", (0,)), zone="-0800"),
+    late_january=sent(PartCheck("day", (), (("ge", 20), ("le", 26))), PartCheck("month", (1,))),
+    not_2025=sent(PartCheck("year", (), (("ne", 2025),))),
+    arrived_some_hour=DatePartTest("arrival", (PartCheck("hour", (), (("ge", 0),)),)),
+    arrived_before_2000=DatePartTest("arrival", (PartCheck("year", (), (("lt", 2000),)),)),
+)
+
 CASES: dict[str, RuleSet] = {
+    "date-parts": DATE_PARTS,
     "counts": COUNTS,
     "subaddresses": SUBADDRESSES,
     "invalid-addresses": INVALID_ADDRESSES,
@@ -232,6 +253,7 @@ PROBES_MATCHING_NOTHING: dict[str, set[str]] = {
     "addresses": {"group_has_no_address", "display_notifications"},  # the latter only in Sieve, see below
     "case": {"ascii_case_sensitive_miss"},
     "body-parts": {"scrambled_part"},
+    "date-parts": {"not_2025", "arrived_before_2000"},
     "counts": {"not_last", "last_delivered_detail"},
     "subaddresses": {"user_of_invalid", "no_detail_is_not_empty"},
     "invalid-addresses": {"localpart_of_no_domain", "empty_localpart",

@@ -658,6 +658,41 @@ def test_explain_names_the_occurrence_and_the_count() -> None:
     assert trace.detail == "Received: 3 occurrences, not more than 10"
 
 
+SATURDAY_EVENING = message("Date: Sat, 18 Jan 2025 23:30:00 +0100\nSubject: x",
+                           internaldate=datetime(2025, 1, 20, 6, 15, tzinfo=timezone.utc))
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"sent": {"weekday": ["sat", "sun"]}}, True),  # 22:30 UTC on Saturday
+        ({"sent": {"hour": 22}}, True),
+        ({"sent": {"hour": {"ge": 18, "lt": 22}}}, False),
+        ({"sent": {"hour": 23, "zone": "original"}}, True),
+        ({"sent": {"hour": 23, "zone": "Europe/Berlin"}}, True),  # CET in January
+        ({"sent": {"weekday": "sun", "hour": 7, "zone": "Asia/Tokyo"}}, True),  # already Sunday morning there
+        ({"sent": {"weekday": "sat", "zone": "+0930"}}, False),
+        ({"sent": {"day": 18, "month": 1, "year": 2025}}, True),
+        ({"sent": {"minute": [0, 15, 45]}}, False),
+        ({"arrived": {"weekday": "mon", "hour": {"lt": 9}}}, True),
+        ({"arrived": {"hour": 7, "zone": "Europe/Berlin"}}, True),
+        ({"arrived": {"weekday": ["sat", "sun"]}}, False),
+    ],
+)
+def test_date_parts(data: dict[str, object], expected: bool) -> None:
+    assert holds(parse_condition(data), SATURDAY_EVENING) is expected
+
+
+def test_date_parts_of_a_missing_date_match_nothing() -> None:
+    assert not holds(parse_condition({"sent": {"hour": {"ge": 0}}}), message("Subject: no date"))
+    assert not holds(parse_condition({"not": {"sent": {"hour": {"ge": 0}}}}), message("Subject: x\nDate: Mon, 20 Jan 2025 10:00:00 +0000"))
+
+
+def test_explain_shows_the_time_in_the_zone_it_read() -> None:
+    trace = explain(parse_condition({"sent": {"weekday": ["sat", "sun"], "zone": "Europe/Berlin"}}), SATURDAY_EVENING, CTX)
+    assert trace.detail == "sent Sat 2025-01-18 23:30 (Europe/Berlin): weekday sat or sun"
+
+
 # ---------------------------------------------------------------- combinators
 
 

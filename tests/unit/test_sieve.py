@@ -18,6 +18,8 @@ from mailrules.model import (
     AttachmentTest,
     BodyTest,
     CountTest,
+    DatePartTest,
+    PartCheck,
     Condition,
     Copy,
     DateTest,
@@ -112,6 +114,15 @@ TESTS: dict[str, tuple[Condition, str, set[str]]] = {
               'header :index 2 :contains "Received" "mx"', {"index"}),
     "index from the end": (AddressTest("header", ("Delivered-To",), "detail", ("x",), index=-1),
                            'address :index 1 :last :detail :is "Delivered-To" "x"', {"index", "subaddress"}),
+    "weekday: Sieve counts from Sunday": (
+        DatePartTest("sent", (PartCheck("weekday", (5, 6)),)),
+        'date :zone "+0000" :value "eq" :comparator "i;ascii-numeric" "date" "weekday" ["6", "0"]',
+        {"date", "relational", "comparator-i;ascii-numeric"}),
+    "arrival hour: the delivery time": (
+        DatePartTest("arrival", (PartCheck("hour", (), (("ge", 18), ("lt", 22))),), "-0530"),
+        'allof(currentdate :zone "-0530" :value "ge" :comparator "i;ascii-numeric" "hour" "18", '
+        'currentdate :zone "-0530" :value "lt" :comparator "i;ascii-numeric" "hour" "22")',
+        {"date", "relational", "comparator-i;ascii-numeric"}),
     "user": (AddressTest("to", ("To",), "user", ("alice",)), 'address :user :is "To" "alice"', {"subaddress"}),
     "detail": (AddressTest("to", ("To",), "detail", ("github",)), 'address :detail :is "To" "github"', {"subaddress"}),
     "display_name": (AddressTest("from", ("From",), "display_name", ("Alice",)), 'header :contains "From" "Alice"', set()),
@@ -322,6 +333,12 @@ def test_rules_off_inbox_are_skipped_not_refused() -> None:
     script = to_sieve(RuleSet((Rule("pdf", AttachmentTest(True), (Move("A"),), folders=("Archive",)),)))
     assert "# rule pdf: not exported, runs on Archive" in script
     assert "require" not in script
+
+
+def test_date_parts_in_a_zone_with_daylight_saving_time_are_refused() -> None:
+    rule = Rule("late", DatePartTest("sent", (PartCheck("hour", (), (("ge", 18),)),), "Europe/Berlin", HERE), (Stop(),))
+    with pytest.raises(SieveUnsupported, match="zone Europe/Berlin: Sieve's :zone takes a fixed offset"):
+        to_sieve(RuleSet((rule,)))
 
 
 def test_a_body_rule_names_every_part_sieve_reads_differently() -> None:
