@@ -16,11 +16,12 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Literal
 
 from mailrules import model
 from mailrules.folders import folder_matches, same_folder
-from mailrules.match import EvalContext, RegexTimeout, Trace, explain as explain_condition, matches
+from mailrules.match import EvalContext, RegexTimeout, Trace, explain as explain_condition, matches, zone_of
 from mailrules.message import MessageView
 from mailrules.model import Condition, Reply, Rule, canonical_flag, flag_key
 
@@ -219,6 +220,21 @@ def _outcome(run: _Run, msg: MessageView, folder: str, delimiter: str | None) ->
     )
 
 
+def rule_active(rule: Rule, now: datetime) -> bool:
+    """Whether ``now`` falls on a day of the rule's ``active`` window (always, without one)."""
+    window = rule.active
+    if window is None:
+        return True
+    today = now.astimezone(zone_of(window.zone) or timezone.utc).date()
+    return (window.start is None or window.start <= today) and (window.until is None or today <= window.until)
+
+
+def outside_window(rules: Iterable[Rule], now: datetime) -> list[str]:
+    """A plan's warning for each rule that does nothing now because of its ``active`` window."""
+    return [f"rule {rule.name!r} is outside its active window ({rule.active}): it does nothing now"
+            for rule in rules if not rule_active(rule, now)]
+
+
 def evaluate_message(
     rules: Sequence[Rule],
     msg: MessageView,
@@ -239,6 +255,10 @@ def evaluate_message(
     original_keys = set(run.flags)
     for rule in rules:
         if not rule_applies(rule, folder, delimiter):
+            continue
+        if not rule_active(rule, ctx.now):
+            if explain:
+                run.traces.append((rule.name, Trace(rule.when, False, f"outside its active window ({rule.active})")))
             continue
         flags_changed = set(run.flags) != original_keys
         view = msg.with_flags(run.flags.values()) if flags_changed else msg

@@ -306,6 +306,21 @@ def is_terminal(action: Action) -> bool:
 
 
 @dataclass(frozen=True, slots=True)
+class ActiveWindow:
+    """``active:``: the calendar days (both included, read in ``zone``) on which a rule applies."""
+
+    start: date | None = None
+    until: date | None = None
+    zone: str = "UTC"
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+    def __str__(self) -> str:
+        start = f"from {self.start.isoformat()} " if self.start else ""
+        until = f"until {self.until.isoformat()} " if self.until else ""
+        return f"{start}{until}({self.zone})"
+
+
+@dataclass(frozen=True, slots=True)
 class Rule:
     """One rule, with the defaults of the file it came from already applied."""
 
@@ -319,6 +334,7 @@ class Rule:
     source: str = "<memory>"  # the rule file it came from
     loc: Loc = field(default=NOWHERE, compare=False)
     folder_locs: tuple[Loc, ...] = field(default=(), compare=False)  # where each of ``folders`` is written
+    active: ActiveWindow | None = None  # None: every day
 
     @property
     def terminal(self) -> bool:

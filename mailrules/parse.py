@@ -22,6 +22,7 @@ from mailrules.errors import Loc, Problem, RuleFileError
 from mailrules.model import (
     SYSTEM_FLAGS,
     Action,
+    ActiveWindow,
     AddFlags,
     AddressTest,
     AgeTest,
@@ -212,7 +213,36 @@ def _rule(data: Any, path: Path, cx: _Context) -> Rule | None:
         create_folders=cx.defaults.create_folders,
         source=cx.locs.file,
         loc=cx.key_loc(path + ("name",)),
+        active=_active(data["active"], path + ("active",), cx) if "active" in data else None,
     )
+
+
+def _active(value: Any, path: Path, cx: _Context) -> ActiveWindow | None:
+    data = value if isinstance(value, dict) else {}
+    if not data.keys() & {"from", "until"}:
+        cx.error(cx.loc(path), "active needs from: and/or until: days, e.g. {from: 2026-12-20, until: 2027-01-06}")
+        return None
+    start = _measure(parse_day, data["from"], path + ("from",), cx) if "from" in data else None
+    until = _measure(parse_day, data["until"], path + ("until",), cx) if "until" in data else None
+    if start and until and until < start:
+        cx.error(cx.loc(path + ("until",)), f"the window ends ({until}) before it starts ({start})")
+    zone = _zone(data.get("zone", "UTC"), path + ("zone",), cx, original=False)
+    return ActiveWindow(start, until, zone, cx.key_loc(path))
+
+
+def _zone(value: Any, path: Path, cx: _Context, *, original: bool) -> str:
+    """A zone name ``zone_of`` knows; ``original`` only where a timestamp brings its own offset."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        cx.error(cx.loc(path), f"zone {value!r} reads as a number: quote it, as in zone: '{value:+05d}'")
+        return "UTC"
+    try:
+        if not isinstance(value, str) or (value == "original" and not original):
+            raise ValueError(f"unknown time zone {value!r}: use an IANA name (Europe/Berlin), UTC or +hhmm")
+        zone_of(value)
+    except ValueError as error:
+        cx.error(cx.loc(path), str(error))
+        return "UTC"
+    return value
 
 
 def _folder_list(value: Any, path: Path, cx: _Context) -> tuple[str, ...]:
@@ -449,12 +479,7 @@ def _date_parts(key: str, value: Any, path: Path, cx: _Context) -> Condition:
     data = value if isinstance(value, dict) else {}
     if not isinstance(value, dict) or not set(data) - {"zone"}:
         cx.error(cx.loc(path), f"'{key}' needs date parts: {{weekday: [sat, sun]}}, {{hour: {{ge: 18}}}}…")
-    zone = data.get("zone", "UTC")
-    try:
-        zone_of(zone) if isinstance(zone, str) else zone_of("?")
-    except ValueError as error:
-        cx.error(cx.loc(path + ("zone",)), str(error))
-        zone = "UTC"
+    zone = _zone(data.get("zone", "UTC"), path + ("zone",), cx, original=True)
     checks = []
     for part, item in data.items():
         if part == "zone":

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from mailrules.backends.base import FolderStatus, Mailbox
 from mailrules.errors import FolderRefused, Loc, Problem
+from mailrules.engine import outside_window, rule_active
 from mailrules.folders import resolve_folders, resolve_special_use
 from mailrules.model import Action, Copy, Move, Reply, Rule, RuleSet, Trash
 from mailrules.plan import Applied, FolderPlan, FolderPlanBuilder, Plan, RuleTally, Send
@@ -75,6 +76,8 @@ def build_plan(
         ctx.carried = {}
     existing = mailbox.list_folders()
     enabled = resolve_rule_folders(ruleset.enabled_rules, mailbox)
+    ctx.warnings.extend(outside_window(enabled, options.now))
+    enabled = tuple(rule for rule in enabled if rule_active(rule, options.now))
     ctx.warnings.extend(f"folder {name!r} can't be named in a rule file ('/' is the level separator there); "
                         "no rule reads it" for name in getattr(mailbox, "unnamed_folders", ()))
     folder_rules = assign_folders(enabled, existing, mailbox.delimiter, ctx.warnings)

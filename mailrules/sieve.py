@@ -34,6 +34,7 @@ from mailrules.match import fixed_offset
 from mailrules.model import (
     NOWHERE,
     Action,
+    ActiveWindow,
     AddFlags,
     AddressTest,
     AgeTest,
@@ -546,8 +547,18 @@ def _literal_template(text: str, what: str, loc: Loc) -> str:
 # ---------------------------------------------------------------- rules and the script
 
 
+def _window_tests(window: ActiveWindow | None) -> list[Sieve]:
+    """Sieve ``currentdate`` (RFC 5260) on the delivery day, in the window's zone."""
+    if window is None:
+        return []
+    zone = _zone_argument(DatePartTest("arrival", (), window.zone, window.loc))
+    bounds = [(relation, day) for relation, day in (("ge", window.start), ("le", window.until)) if day is not None]
+    return [Sieve(f'currentdate{zone} :value "{relation}" "date" "{day.isoformat()}"', frozenset({"date", "relational"}))
+            for relation, day in bounds]
+
+
 def _rule_block(rule: Rule, read_template: TemplateReader) -> Sieve:
-    test = sieve_test(rule.when)
+    test = _combine("allof", "true", [*_window_tests(rule.active), sieve_test(rule.when)])
     actions = _actions(rule, read_template)
     notes = test.notes + tuple(note for action in actions for note in action.notes)
     description = " ".join(rule.description.split()) if rule.description else ""

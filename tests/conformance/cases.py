@@ -11,6 +11,7 @@ from datetime import date
 from pathlib import Path
 
 from mailrules.model import (
+    ActiveWindow,
     AddFlags,
     AddressTest,
     AgeTest,
@@ -232,7 +233,19 @@ DATE_PARTS = probes(
     arrived_before_2000=DatePartTest("arrival", (PartCheck("year", (), (("lt", 2000),)),)),
 )
 
+# Rule-level active windows (Sieve currentdate): both sides read today's date.
+WINDOWS = RuleSet(tuple(
+    Rule(name, address("from", ("From",), "domain", "github.com"), (AddFlags((f"${name}",)),), active=window)
+    for name, window in {
+        "ended": ActiveWindow(until=date(2000, 1, 1)),
+        "started": ActiveWindow(start=date(2000, 1, 1)),
+        "open": ActiveWindow(date(2000, 1, 1), date(2999, 12, 31), zone="+1400"),
+        "not_yet": ActiveWindow(start=date(2999, 1, 1), zone="-1200"),
+    }.items()
+))
+
 CASES: dict[str, RuleSet] = {
+    "windows": WINDOWS,
     "date-parts": DATE_PARTS,
     "counts": COUNTS,
     "subaddresses": SUBADDRESSES,
@@ -254,6 +267,7 @@ PROBES_MATCHING_NOTHING: dict[str, set[str]] = {
     "case": {"ascii_case_sensitive_miss"},
     "body-parts": {"scrambled_part"},
     "date-parts": {"not_2025", "arrived_before_2000"},
+    "windows": {"ended", "not_yet"},
     "counts": {"not_last", "last_delivered_detail"},
     "subaddresses": {"user_of_invalid", "no_detail_is_not_empty"},
     "invalid-addresses": {"localpart_of_no_domain", "empty_localpart",

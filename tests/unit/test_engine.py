@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
 
 from mailrules import model
-from mailrules.engine import MessageOutcome, evaluate_message, uses_flags
+from mailrules.engine import MessageOutcome, evaluate_message, outside_window, rule_active, uses_flags
 from mailrules.match import EvalContext
 from mailrules.message import MessageView
 from mailrules.model import (
@@ -321,3 +321,33 @@ def test_without_explain_there_are_no_traces() -> None:
 )
 def test_final_folders_of_one_rules_actions(then: tuple[model.Action, ...], final_folders: tuple[str, ...]) -> None:
     assert run([rule("r", EVERY, *then)]).final_folders == final_folders
+
+
+# ---------------------------------------------------------------- active windows
+
+
+def windowed(window: model.ActiveWindow) -> model.Rule:
+    return model.Rule("away", EVERY, (model.AddFlags(("$Away",)),), active=window)
+
+
+@pytest.mark.parametrize(
+    ("window", "now", "active"),
+    [
+        (model.ActiveWindow(date(2026, 12, 20), date(2027, 1, 6)), datetime(2026, 12, 19, 23, 59, tzinfo=timezone.utc), False),
+        (model.ActiveWindow(date(2026, 12, 20), date(2027, 1, 6)), datetime(2026, 12, 20, 0, 0, tzinfo=timezone.utc), True),
+        (model.ActiveWindow(date(2026, 12, 20), date(2027, 1, 6)), datetime(2027, 1, 6, 23, 59, tzinfo=timezone.utc), True),
+        (model.ActiveWindow(date(2026, 12, 20), date(2027, 1, 6)), datetime(2027, 1, 7, 0, 0, tzinfo=timezone.utc), False),
+        (model.ActiveWindow(until=date(2027, 1, 6), zone="Europe/Berlin"), datetime(2027, 1, 6, 23, 30, tzinfo=timezone.utc), False),
+        (model.ActiveWindow(start=date(2026, 12, 20), zone="-0500"), datetime(2026, 12, 20, 3, 0, tzinfo=timezone.utc), False),
+    ],
+)
+def test_a_rule_applies_only_on_the_days_of_its_active_window(
+    window: model.ActiveWindow, now: datetime, active: bool
+) -> None:
+    rule = windowed(window)
+    assert rule_active(rule, now) is active
+    outcome = evaluate_message((rule,), fixture("github-pr.eml"), folder="INBOX", ctx=EvalContext(now=now), explain=True)
+    assert ("away" in outcome.matched) is active
+    assert bool(outside_window([rule], now)) is not active
+    if not active:
+        assert "outside its active window" in outcome.traces[0][1].detail

@@ -10,6 +10,7 @@ import pytest
 
 from mailrules.errors import RuleFileError
 from mailrules.model import (
+    ActiveWindow,
     AddFlags,
     AddressTest,
     AgeTest,
@@ -285,6 +286,28 @@ def test_a_rule_takes_its_files_defaults() -> None:
     a, b = parse_rules(text)
     assert (a.folders, a.create_folders, a.enabled, a.description, a.source) == (("Lists/*",), False, True, None, "rules.yaml")
     assert (b.folders, b.enabled, b.description) == (("INBOX", "Archive"), False, "own folders")
+
+
+def test_an_active_window_names_its_days_and_zone() -> None:
+    (rule,) = parse_rules("version: 1\nrules:\n  - name: a\n    active: {from: 2026-12-20, until: '2027-01-06', zone: '+0100'}\n"
+                          "    when: all\n    then: [stop]\n")
+    assert rule.active == ActiveWindow(date(2026, 12, 20), date(2027, 1, 6), "+0100")
+
+
+@pytest.mark.parametrize(
+    ("window", "problem"),
+    [
+        ("{from: 2027-01-06, until: 2026-12-20}", "ends (2026-12-20) before it starts (2027-01-06)"),
+        ("{from: 2026-13-01}", "not a valid calendar day"),
+        ("{zone: UTC}", "active needs from: and/or until:"),
+        ("{from: 2026-12-20, zone: Moon/Base}", "unknown time zone 'Moon/Base'"),
+        ("{from: 2026-12-20, zone: +0100}", "quote it"),
+    ],
+)
+def test_active_window_problems(window: str, problem: str) -> None:
+    doc = parse_yaml(f"version: 1\nrules:\n  - name: a\n    active: {window}\n    when: all\n    then: [stop]\n", "rules.yaml")
+    problems = [p.message for p in parse_rule_file(doc).problems if p.severity == "error"]
+    assert len(problems) == 1 and problem in problems[0]
 
 
 def test_without_defaults_a_rule_runs_on_the_inbox() -> None:

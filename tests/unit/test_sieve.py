@@ -10,6 +10,7 @@ import pytest
 
 from mailrules.errors import Loc
 from mailrules.model import (
+    ActiveWindow,
     AddFlags,
     AddressTest,
     AgeTest,
@@ -339,6 +340,14 @@ def test_date_parts_in_a_zone_with_daylight_saving_time_are_refused() -> None:
     rule = Rule("late", DatePartTest("sent", (PartCheck("hour", (), (("ge", 18),)),), "Europe/Berlin", HERE), (Stop(),))
     with pytest.raises(SieveUnsupported, match="zone Europe/Berlin: Sieve's :zone takes a fixed offset"):
         to_sieve(RuleSet((rule,)))
+
+
+def test_an_active_window_becomes_currentdate_tests() -> None:
+    rule = Rule("away", SEEN, (Stop(),), active=ActiveWindow(date(2026, 12, 20), date(2027, 1, 6), "+0100"))
+    script = to_sieve(RuleSet((rule,)))
+    assert ('if allof(currentdate :zone "+0100" :value "ge" "date" "2026-12-20", '
+            r'currentdate :zone "+0100" :value "le" "date" "2027-01-06", hasflag "\\Seen") {') in script
+    assert '"date"' in script.split("\n")[1] and '"relational"' in script.split("\n")[1]
 
 
 def test_a_body_rule_names_every_part_sieve_reads_differently() -> None:
