@@ -235,7 +235,30 @@ def occurrence(values: list[str], index: int | None) -> list[str]:
     return [values[position]] if 0 <= position < len(values) else []
 
 
+ENVELOPE_KEYS = frozenset({"envelope_to", "envelope_from"})
+
+
+def envelope_header(names: Sequence[str], msg: MessageView) -> tuple[str, str] | None:
+    """The header that records an envelope address: the topmost of the first named header present.
+
+    The delivery agent adds ``Delivered-To``/``Return-Path`` on top, so the topmost one is
+    this mailbox's delivery; ``X-Original-To`` stands in when there is no ``Delivered-To``.
+    """
+    for name in names:
+        values = msg.raw_header_values(name)
+        if values:
+            return name, values[0]
+    return None
+
+
+def _envelope_addresses(names: Sequence[str], msg: MessageView, name: str) -> list[Address]:
+    found = envelope_header(names, msg)
+    return parse_addresses(found[1]) if found is not None and found[0] == name else []
+
+
 def _tested_values(cond: model.HeaderTest, msg: MessageView, name: str) -> list[str]:
+    if cond.key in ENVELOPE_KEYS:  # the address itself, as Sieve's envelope test compares it
+        return [address.address for address in _envelope_addresses(cond.names, msg, name)]
     values = occurrence(msg.header_values(name), cond.index)
     return [list_identifier(value) for value in values] if cond.list_id else values
 
@@ -250,6 +273,10 @@ def _check_header(cond: model.HeaderTest, msg: MessageView, ctx: EvalContext) ->
 
 
 def _check_exists(cond: model.HeaderExists, msg: MessageView, ctx: EvalContext) -> Found:
+    if cond.key in ENVELOPE_KEYS:
+        found = envelope_header(cond.names, msg)
+        present = [found[0]] if found is not None and parse_addresses(found[1]) else []
+        return bool(present) == cond.present, present
     present = [name for name in cond.names if msg.raw_header_values(name)]
     return bool(present) == cond.present, present
 
@@ -316,6 +343,8 @@ def address_operator_holds(
 
 
 def addresses_of(cond: model.AddressTest | model.CountTest, msg: MessageView, name: str) -> list[Address]:
+    if cond.key in ENVELOPE_KEYS:
+        return _envelope_addresses(cond.names, msg, name)
     index = getattr(cond, "index", None)
     if index is None:
         return msg.addresses(name)
@@ -359,7 +388,7 @@ _RELATIONS: dict[str, Callable[[int, int], bool]] = {
 def count_of(cond: model.CountTest, msg: MessageView) -> int:
     """Occurrences of the headers, or valid addresses in them (as Sieve's address :count counts)."""
     if cond.addresses:
-        return sum(address.valid for name in cond.names for address in msg.addresses(name))
+        return sum(address.valid for name in cond.names for address in addresses_of(cond, msg, name))
     return sum(len(msg.raw_header_values(name)) for name in cond.names)
 
 

@@ -64,6 +64,9 @@ ADDRESS_HEADERS: Mapping[str, tuple[str, ...]] = {
     "reply_to": ("Reply-To",),
     "sender": ("Sender",),
     "recipient": ("To", "Cc", "Bcc"),
+    # IMAP never sees the SMTP envelope; on delivered mail these headers record it.
+    "envelope_to": ("Delivered-To", "X-Original-To"),
+    "envelope_from": ("Return-Path",),
 }
 TEXT_HEADERS: Mapping[str, tuple[str, ...]] = {"subject": ("Subject",), "list_id": ("List-Id",)}
 STRING_OPERATORS = ("contains", "is", "matches", "regex")

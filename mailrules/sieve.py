@@ -152,6 +152,10 @@ def sieve_test(cond: Condition) -> Sieve:
         case Not(child):
             inner = sieve_test(child)
             return Sieve("not " + inner.text, inner.requires, inner.notes)
+        case HeaderTest(key="envelope_to" | "envelope_from") | AddressTest(key="envelope_to" | "envelope_from"):
+            return _envelope_test(cond)
+        case HeaderExists(key="envelope_to" | "envelope_from", loc=loc) | CountTest(key="envelope_to" | "envelope_from", loc=loc):
+            raise _Gap(f"{cond.key}: Sieve can test the envelope's addresses, not whether there is one or how many", loc)
         case HeaderTest(list_id=True):
             return _list_id_test(cond)
         case HeaderTest():
@@ -194,6 +198,34 @@ def _index(index: int | None) -> tuple[str, frozenset[str]]:
     if index is None:
         return "", frozenset()
     return (f" :index {index}" if index > 0 else f" :index {-index} :last"), frozenset({"index"})
+
+
+_ENVELOPE_PARTS = {"address": ":all", "localpart": ":localpart", "domain": ":domain", "user": ":user", "detail": ":detail"}
+_ENVELOPE_NOTE = ("{key}: Sieve reads the real SMTP envelope; mailrules reads the topmost {names} header that records it "
+                  "on delivered mail")
+
+
+def _envelope_test(cond: HeaderTest | AddressTest) -> Sieve:
+    """``envelope`` (RFC 5228 §5.4) tests the SMTP envelope that the delivery headers record."""
+    part = "to" if cond.key == "envelope_to" else "from"
+    note = _ENVELOPE_NOTE.format(key=cond.key, names=" or ".join(cond.names))
+    notes = _case_notes(cond.values, cond.case_sensitive) + (note,)
+    comparator = _comparator(cond.case_sensitive)
+    if isinstance(cond, HeaderTest):
+        values = [posix_regex(v, cond.loc, multiline=False) for v in cond.values] if cond.operator == "regex" else cond.values
+        requires = {"envelope", "regex"} if cond.operator == "regex" else {"envelope"}
+        test = f'envelope :all :{cond.operator}{comparator} "{part}" {string_list(values)}'
+        return Sieve(test, frozenset(requires), notes)
+    if cond.operator == "display_name":
+        raise _Gap(f"{cond.key}: the envelope has no display name", cond.loc)
+    requires = {"envelope", "subaddress"} if cond.operator in ("user", "detail") else {"envelope"}
+    if cond.operator == "domain":
+        domains = [value.rstrip(".") for value in cond.values]
+        subdomains = string_list(["*." + glob_escape(domain) for domain in domains])
+        exact = f'envelope :domain :is{comparator} "{part}" {string_list(domains)}'
+        return Sieve(f'anyof({exact}, envelope :domain :matches{comparator} "{part}" {subdomains})', frozenset(requires), notes)
+    test = f'envelope {_ENVELOPE_PARTS[cond.operator]} :is{comparator} "{part}" {string_list(cond.values)}'
+    return Sieve(test, frozenset(requires), notes)
 
 
 def _header_test(cond: HeaderTest) -> Sieve:

@@ -244,7 +244,25 @@ WINDOWS = RuleSet(tuple(
     }.items()
 ))
 
+def envelope(key: str, operator: str, *values: str) -> AddressTest:
+    names = ("Delivered-To", "X-Original-To") if key == "envelope_to" else ("Return-Path",)
+    return AddressTest(key, names, operator, values)  # type: ignore[arg-type]
+
+
+# The envelope as the delivery headers record it (sieve-test is given the same recipient).
+ENVELOPE = probes(
+    to_detail=envelope("envelope_to", "detail", "lists"),
+    to_original_is_not_final=envelope("envelope_to", "detail", "python"),
+    to_address=envelope("envelope_to", "address", "alice+lists@example.com"),
+    to_domain=envelope("envelope_to", "domain", "example.com"),
+    from_domain=envelope("envelope_from", "domain", "lists.example.org"),
+    from_user=envelope("envelope_from", "user", "bounce"),
+    from_contains=HeaderTest("envelope_from", ("Return-Path",), "contains", ("alice=example.com",)),
+    from_github=envelope("envelope_from", "domain", "github.com"),
+)
+
 CASES: dict[str, RuleSet] = {
+    "envelope": ENVELOPE,
     "windows": WINDOWS,
     "date-parts": DATE_PARTS,
     "counts": COUNTS,
@@ -267,6 +285,7 @@ PROBES_MATCHING_NOTHING: dict[str, set[str]] = {
     "case": {"ascii_case_sensitive_miss"},
     "body-parts": {"scrambled_part"},
     "date-parts": {"not_2025", "arrived_before_2000"},
+    "envelope": {"to_original_is_not_final", "from_github"},  # From is not the envelope
     "windows": {"ended", "not_yet"},
     "counts": {"not_last", "last_delivered_detail"},
     "subaddresses": {"user_of_invalid", "no_detail_is_not_empty"},

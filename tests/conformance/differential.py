@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from mailrules.engine import evaluate_message
-from mailrules.match import EvalContext
-from mailrules.message import MessageView
+from mailrules.match import EvalContext, envelope_header
+from mailrules.message import MessageView, parse_addresses
 from mailrules.model import RuleSet, flag_key
 from mailrules.sieve import to_sieve
 from tests.conformance.cases import CASES, DIFFERENCES, MESSAGES, message_names
@@ -54,6 +54,22 @@ def engine_outcome(ruleset: RuleSet, raw: bytes, now: datetime) -> Outcome:
     return Outcome({folder: flags for folder in outcome.final_folders}, frozenset(a for _, a in outcome.redirects))
 
 
+# What the envelope is when no header records it: an address no rule names.
+UNRECORDED = "unrecorded@envelope.invalid"
+
+
+def recorded_envelope(raw: bytes) -> tuple[str, str]:
+    """(sender, recipient) as the delivery headers record them, the envelope a delivered message had."""
+    message = MessageView.from_bytes(raw)
+
+    def recorded(names: tuple[str, ...]) -> str:
+        found = envelope_header(names, message)
+        addresses = parse_addresses(found[1]) if found else []
+        return addresses[0].address if addresses else UNRECORDED
+
+    return recorded(("Return-Path",)), recorded(("Delivered-To", "X-Original-To"))
+
+
 def sieve_outcome(verdict: SieveVerdict) -> Outcome:
     stored = {folder: frozenset(flag_key(flag) for flag in flags) for folder, flags in verdict.stored.items()}
     return Outcome(stored, frozenset(verdict.redirects))
@@ -63,7 +79,7 @@ def compare(tools: Pigeonhole, case: str, message: str, now: datetime | None = N
     ruleset = CASES[case]
     raw = (MESSAGES / message).read_bytes()
     engine = engine_outcome(ruleset, raw, now or datetime.now(timezone.utc))
-    sieve = sieve_outcome(tools.run(to_sieve(ruleset), raw))
+    sieve = sieve_outcome(tools.run(to_sieve(ruleset), raw, recorded_envelope(raw)))
     return Comparison(case, message, engine, sieve)
 
 

@@ -93,12 +93,16 @@ class Pigeonhole:
         )
         return proc.returncode == 0, proc.stderr + proc.stdout
 
-    def run(self, script: str, eml: bytes) -> SieveVerdict:
-        """What the script does with the message at delivery into INBOX."""
+    def run(self, script: str, eml: bytes, envelope: tuple[str, str] | None = None) -> SieveVerdict:
+        """What the script does with the message at delivery into INBOX, from and to ``envelope`` if given.
+
+        Without one, sieve-test makes one up from the message's headers.
+        """
         source = self._write("script.sieve", script.encode())
         message = self._write("message.eml", eml)
+        envelope = ["-f", envelope[0], "-r", envelope[1]] if envelope else []
         proc = subprocess.run(
-            [SIEVE_TEST, "-c", str(self.conf), str(source), str(message)],
+            [SIEVE_TEST, "-c", str(self.conf), *envelope, str(source), str(message)],
             stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60, cwd=self.root,
         )
         if proc.returncode != 0:

@@ -658,6 +658,34 @@ def test_explain_names_the_occurrence_and_the_count() -> None:
     assert trace.detail == "Received: 3 occurrences, not more than 10"
 
 
+DELIVERED = message(
+    "Return-Path: <bounce+alice=example.com@lists.example.org>\nDelivered-To: alice+lists@example.com\n"
+    "X-Original-To: alice+python@example.com\nReceived: from mx\nDelivered-To: alice@old.example\n"
+    "From: Lists <owner@lists.example.org>\nSubject: x"
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "msg", "expected"),
+    [
+        ({"envelope_to": {"detail": "lists"}}, DELIVERED, True),
+        ({"envelope_to": {"detail": "python"}}, DELIVERED, False),  # X-Original-To only without Delivered-To
+        ({"envelope_to": {"domain": "old.example"}}, DELIVERED, False),  # an earlier hop's delivery
+        ({"envelope_to": {"is": "alice+lists@example.com"}}, DELIVERED, True),  # the address, without <>
+        ({"envelope_to": "alice+lists"}, DELIVERED, True),
+        ({"envelope_to": {"detail": "python"}}, message("X-Original-To: alice+python@example.com"), True),
+        ({"envelope_from": {"domain": "lists.example.org"}}, DELIVERED, True),
+        ({"envelope_from": {"is": "bounce+alice=example.com@lists.example.org"}}, DELIVERED, True),
+        ({"envelope_from": {"exists": True}}, DELIVERED, True),
+        ({"envelope_from": {"exists": True}}, message("Return-Path: <>"), False),  # a bounce has no sender
+        ({"envelope_from": {"exists": False}}, message("Subject: never delivered"), True),
+        ({"envelope_to": {"address": "owner@lists.example.org"}}, DELIVERED, False),  # never the From header
+    ],
+)
+def test_the_envelope_is_read_from_the_delivery_headers(data: dict[str, object], msg: MessageView, expected: bool) -> None:
+    assert holds(parse_condition(data), msg) is expected
+
+
 SATURDAY_EVENING = message("Date: Sat, 18 Jan 2025 23:30:00 +0100\nSubject: x",
                            internaldate=datetime(2025, 1, 20, 6, 15, tzinfo=timezone.utc))
 

@@ -67,7 +67,7 @@ def condition_keys() -> set[str]:
 
 def test_the_rules_schema_has_exactly_the_condition_keys_of_the_language() -> None:
     assert condition_keys() == {
-        "from", "to", "cc", "bcc", "reply_to", "sender", "subject", "list_id", "recipient", "header",
+        "from", "to", "cc", "bcc", "reply_to", "sender", "subject", "list_id", "recipient", "envelope_to", "envelope_from", "header",
         "body", "text", "larger", "smaller", "older_than", "newer_than", "before", "since",
         "sent_before", "sent_since", "seen", "answered", "flagged", "deleted", "draft", "keyword",
         "has_attachment", "count", "sent", "arrived", "all", "any", "not",

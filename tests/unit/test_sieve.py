@@ -350,6 +350,15 @@ def test_an_active_window_becomes_currentdate_tests() -> None:
     assert '"date"' in script.split("\n")[1] and '"relational"' in script.split("\n")[1]
 
 
+def test_the_envelope_keys_become_envelope_tests_with_the_caveat() -> None:
+    cond = AddressTest("envelope_to", ("Delivered-To", "X-Original-To"), "detail", ("lists",))
+    script = to_sieve(RuleSet((Rule("lists", cond, (Stop(),)),)))
+    assert 'if envelope :detail :is "to" "lists" {' in script
+    assert "# note: envelope_to: Sieve reads the real SMTP envelope" in script
+    with pytest.raises(SieveUnsupported, match="the envelope has no display name"):
+        to_sieve(RuleSet((Rule("x", AddressTest("envelope_from", ("Return-Path",), "display_name", ("a",)), (Stop(),)),)))
+
+
 def test_a_body_rule_names_every_part_sieve_reads_differently() -> None:
     script = to_sieve(RuleSet((Rule("prize", BodyTest("body", "contains", ("prize",)), (Stop(),)),)))
     notes = [line for line in script.splitlines() if line.startswith("# note: body:")]
