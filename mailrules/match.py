@@ -22,7 +22,7 @@ import zoneinfo
 from datetime import date, datetime, timedelta, timezone, tzinfo
 
 from mailrules import model
-from mailrules.message import Address, MessageView, parse_addresses
+from mailrules.message import Address, AttachmentInfo, MessageView, parse_addresses
 from mailrules.model import Condition, flag_key
 
 
@@ -496,6 +496,41 @@ def _check_attachment(cond: model.AttachmentTest, msg: MessageView, ctx: EvalCon
     return has == cond.present, has
 
 
+def type_matches(content_type: str, wanted: str) -> bool:
+    """``application/pdf`` exactly, ``image/*`` or ``image`` for any subtype."""
+    if "/" not in wanted or wanted.endswith("/*"):
+        return content_type.split("/")[0] == wanted.split("/")[0]
+    return content_type == wanted
+
+
+def attachment_fits(cond: model.AttachmentPartTest, part: AttachmentInfo) -> bool:
+    if cond.filename_operator is not None:
+        tests = predicates(cond.filename_operator, cond.filenames, cond.case_sensitive)
+        if first_hit("filename", (part.filename,), tests, cond.case_sensitive) is None:
+            return False
+    if cond.types and not any(type_matches(part.content_type, wanted) for wanted in cond.types):
+        return False
+    if cond.larger is not None and not part.size > cond.larger:
+        return False
+    return cond.smaller is None or part.size < cond.smaller
+
+
+def _check_attachment_parts(cond: model.AttachmentPartTest, msg: MessageView, ctx: EvalContext) -> Found:
+    for part in msg.attachments():
+        if attachment_fits(cond, part):
+            return True, part
+    return False, None
+
+
+def _check_mime_header(cond: model.MimeHeaderTest, msg: MessageView, ctx: EvalContext) -> Found:
+    wanted = cond.name.lower()
+    values = [value for headers in msg.part_headers() for name, value in headers if name.lower() == wanted]
+    if cond.operator == "exists":
+        return bool(values) == cond.present, values
+    hit = first_hit(cond.name, values, predicates(cond.operator, cond.values, cond.case_sensitive), cond.case_sensitive)
+    return hit is not None, hit if hit is not None else values
+
+
 # Each leaf type's check; the dict is keyed by type, so every entry takes its own node type.
 _CHECKS: dict[type, Callable[..., Found]] = {
     model.HeaderTest: _check_header,
@@ -509,6 +544,8 @@ _CHECKS: dict[type, Callable[..., Found]] = {
     model.DatePartTest: _check_date_parts,
     model.FlagTest: _check_flag,
     model.AttachmentTest: _check_attachment,
+    model.AttachmentPartTest: _check_attachment_parts,
+    model.MimeHeaderTest: _check_mime_header,
 }
 
 
@@ -710,6 +747,32 @@ def _describe_flag(cond: model.FlagTest, msg: MessageView, ctx: EvalContext, fou
     return f"flag {cond.flag} is {'set' if found[1] else 'not set'}"
 
 
+def _describe_attachment_parts(cond: model.AttachmentPartTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
+    from mailrules.units import size_text
+
+    if found[0]:
+        part: AttachmentInfo = found[1]  # type: ignore[assignment]
+        return f"attachment {_quoted(part.filename)} ({part.content_type}, {size_text(part.size)}) fits"
+    parts = msg.attachments()
+    if not parts:
+        return "has no attachment"
+    shown = _listing([f"{part.filename} ({part.content_type}, {size_text(part.size)})" for part in parts], 3)
+    return f"no attachment fits ({shown})"
+
+
+def _describe_mime_header(cond: model.MimeHeaderTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
+    if cond.operator == "exists":
+        return f"{cond.name} in some MIME part: {'present' if found[1] else 'absent'}"
+    if found[0]:
+        name, value, pattern = found[1]  # type: ignore[misc]
+        return f"MIME part {name}: {_short(value)} {cond.operator} {_wanted([pattern], cond.case_sensitive, cond.operator)}"
+    values: list[str] = found[1]  # type: ignore[assignment]
+    if not values:
+        return f"{cond.name}: absent from every MIME part"
+    wanted = _wanted(cond.values, cond.case_sensitive, cond.operator)
+    return f"{cond.name}: no MIME part's value {cond.operator} {wanted} ({_listing(values, 3)})"
+
+
 def _describe_attachment(cond: model.AttachmentTest, msg: MessageView, ctx: EvalContext, found: Found) -> str:
     return "has an attachment" if found[1] else "has no attachment"
 
@@ -726,6 +789,8 @@ _DESCRIBERS: dict[type, Callable[..., str]] = {
     model.DatePartTest: _describe_date_parts,
     model.FlagTest: _describe_flag,
     model.AttachmentTest: _describe_attachment,
+    model.AttachmentPartTest: _describe_attachment_parts,
+    model.MimeHeaderTest: _describe_mime_header,
 }
 
 

@@ -21,6 +21,7 @@ import email.errors
 import email.parser
 import email.policy
 import functools
+import quopri
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -461,11 +462,22 @@ def crlf_size(raw: bytes) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachmentInfo:
+    """One attachment part: its file name (decoded, "" without one), type and decoded size in bytes."""
+
+    filename: str
+    content_type: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class MimeSummary:
     """What the rules need from a message's MIME structure."""
 
     body: str
     has_attachment: bool
+    attachments: tuple[AttachmentInfo, ...] = ()
+    part_headers: tuple[tuple[tuple[str, str], ...], ...] = ()  # each part's (name, decoded value), root first
 
 
 _MAX_PARTS = 10_000
@@ -693,12 +705,35 @@ def _slim_entity(entity: bytes, depth: int) -> bytes:
     header, body = split_header(entity)
     headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(header)
     maintype = headers.get_content_maintype().encode()
-    if headers.get_content_disposition() == "attachment" or maintype not in _OPAQUE_KEPT:
-        return entity[: len(entity) - len(body)]
+    opaque = maintype not in _OPAQUE_KEPT and headers.get_content_type() not in _HTML_TYPES
+    if headers.get_content_disposition() == "attachment" or opaque:
+        return _without_content(entity[: len(entity) - len(body)], body, headers)
     boundary = headers.get_boundary()
     if maintype != b"multipart" or not boundary or depth > 50:
         return entity
     return entity[: len(entity) - len(body)] + _slim_parts(body, boundary.encode("latin-1"), depth)
+
+
+# The decoded size of content left out, so `attachment: {larger: ...}` still sees it.
+OMITTED_SIZE = "X-Mailrules-Omitted-Size"
+
+
+def _without_content(header: bytes, body: bytes, headers: Message) -> bytes:
+    fields = header.rstrip(b"\r\n")
+    if not body or not fields:
+        return header
+    newline = b"\r\n" if header.endswith(b"\r\n") else b"\n"
+    return fields + newline + f"{OMITTED_SIZE}: {_decoded_size(body, headers)}".encode() + newline + newline
+
+
+def _decoded_size(body: bytes, headers: Message) -> int:
+    encoding = str(headers.get("content-transfer-encoding", "")).strip().lower()
+    if encoding == "base64":
+        digits = len(body) - sum(body.count(c) for c in (b"\n", b"\r", b" ", b"\t"))
+        return max(0, digits * 3 // 4 - len(body.rstrip()) + len(body.rstrip().rstrip(b"=")))
+    if encoding == "quoted-printable":
+        return len(quopri.decodestring(body))
+    return len(body)
 
 
 def _slim_parts(body: bytes, boundary: bytes, depth: int) -> bytes:
@@ -719,19 +754,46 @@ def _slim_parts(body: bytes, boundary: bytes, depth: int) -> bytes:
     return b"".join(out)
 
 
+def _attachment_info(part: Message) -> AttachmentInfo:
+    filename = part.get_filename() or ""
+    decoded = decode_words(filename) if "=?" in filename else filename
+    omitted = part.get(OMITTED_SIZE)
+    payload = part.get_payload(decode=True) if omitted is None else None
+    size = int(omitted) if omitted is not None and str(omitted).isdigit() else len(payload) if isinstance(payload, bytes) else 0
+    return AttachmentInfo(decoded if decoded is not None else filename, effective_type(part), size)
+
+
+_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+def _part_header_items(part: Message) -> tuple[tuple[str, str], ...]:
+    items = []
+    for name, value in part.items():
+        if name == OMITTED_SIZE:
+            continue
+        unfolded = _FOLD.sub("", str(value)).strip()
+        decoded = decode_words(unfolded)
+        items.append((name, unfolded if decoded is None else decoded))
+    return tuple(items)
+
+
 def summarise_mime(raw: bytes, warnings: list[str]) -> MimeSummary:
-    """The body text and attachment flag of a whole message, read as far as it can be."""
+    """The body text, attachments and part headers of a whole message, read as far as it can be."""
     root = _parse_mime(slim_mime(raw) if len(raw) > SLIM_ABOVE else raw, warnings)
     if root is None:  # read it as a reader without MIME support would: the body as plain text
         return MimeSummary(_unix_lines(_decode_text(split_header(raw)[1], None, warnings)), False)
     texts: list[str] = []
-    attachment = False
+    attachments: list[AttachmentInfo] = []
+    headers: list[tuple[tuple[str, str], ...]] = []
     try:
         for part in _parts(root, warnings):
-            attachment = _summarise_part_safely(part, texts, warnings) or attachment
+            if _summarise_part_safely(part, texts, warnings):
+                attachments.append(_attachment_info(part))
+            headers.append(_part_header_items(part))
     except Exception as error:  # keep what was read before the damage
         _warn(warnings, f"the MIME structure could not be read completely: {type(error).__name__}: {error}")
-    return MimeSummary("\n".join(text for text in texts if text), attachment)
+    body = "\n".join(text for text in texts if text)
+    return MimeSummary(body, bool(attachments), tuple(attachments), tuple(headers))
 
 
 # ---------------------------------------------------------------- HTML to visible text
@@ -977,6 +1039,14 @@ class MessageView:
         """IMAP ``TEXT``: every header line (decoded, ``Name: value``) and then the body."""
         lines = "\n".join(f"{name}: {value}" for name, value in self.header_items())
         return f"{lines}\n\n{self.body_text()}"
+
+    def attachments(self) -> tuple[AttachmentInfo, ...]:
+        """The attachment parts (§7), outside attached messages."""
+        return self._mime().attachments
+
+    def part_headers(self) -> tuple[tuple[tuple[str, str], ...], ...]:
+        """Each MIME part's header fields (decoded), the message's own first."""
+        return self._mime().part_headers
 
     def has_attachment(self) -> bool:
         """§7 on the whole message when known, else the answer the fetch gave (from BODYSTRUCTURE)."""

@@ -186,6 +186,35 @@ class AttachmentTest:
 
 
 @dataclass(frozen=True, slots=True)
+class AttachmentPartTest:
+    """``attachment:``: some attachment part satisfies every given key.
+
+    ``types`` are ``type/subtype``, ``type/*`` or ``type`` (lower case); the file name is
+    compared with ``filename_operator`` like a header value.
+    """
+
+    filename_operator: StringOperator | None = None
+    filenames: tuple[str, ...] = ()
+    case_sensitive: bool = False
+    types: tuple[str, ...] = ()
+    larger: int | None = None
+    smaller: int | None = None
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class MimeHeaderTest:
+    """``mime_header:``: a header of any MIME part, the message's own included (RFC 5703 ``:mime :anychild``)."""
+
+    name: str
+    operator: StringOperator | Literal["exists"]
+    values: tuple[str, ...] = ()
+    case_sensitive: bool = False
+    present: bool = True  # for ``exists``
+    loc: Loc = field(default=NOWHERE, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class All:
     """Every child holds; ``All(())`` matches every message."""
 
@@ -219,6 +248,8 @@ Condition: TypeAlias = (
     | DatePartTest
     | FlagTest
     | AttachmentTest
+    | AttachmentPartTest
+    | MimeHeaderTest
     | All
     | Any
     | Not

@@ -27,8 +27,10 @@ from mailrules.model import (
     AddressTest,
     AgeTest,
     All,
+    AttachmentPartTest,
     AttachmentTest,
     BodyTest,
+    MimeHeaderTest,
     Condition,
     WEEKDAYS,
     Copy,
@@ -547,6 +549,52 @@ def _attachment(key: str, value: Any, path: Path, cx: _Context) -> Condition:
     return AttachmentTest(value is True, cx.key_loc(path))
 
 
+def _attachment_parts(key: str, value: Any, path: Path, cx: _Context) -> Condition:
+    loc = cx.key_loc(path)
+    data = value if isinstance(value, dict) else {}
+    if not data.keys() & {"filename", "type", "larger", "smaller"}:
+        cx.error(cx.loc(path), "attachment needs filename:, type:, larger: or smaller: (for any attachment use has_attachment)")
+    operator, filenames, case_sensitive = None, (), False
+    if "filename" in data:
+        test = _header(key, ("filename",), data["filename"], path + ("filename",), cx, addresses=False)
+        if isinstance(test, HeaderTest):
+            operator, filenames, case_sensitive = test.operator, test.values, test.case_sensitive
+        elif isinstance(test, HeaderExists):
+            cx.error(cx.key_loc(path + ("filename",)), "filename takes contains, is, matches or regex")
+    types = _types(data["type"], path + ("type",), cx) if "type" in data else ()
+    sizes = {k: _measure(parse_size, data[k], path + (k,), cx) for k in SIZE_KEYS if k in data}
+    return AttachmentPartTest(operator, filenames, case_sensitive, types, sizes.get("larger"), sizes.get("smaller"), loc)  # type: ignore[arg-type]
+
+
+_MEDIA_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]+(/([a-z0-9!#$&^_.+-]+|\*))?")
+
+
+def _types(value: Any, path: Path, cx: _Context) -> tuple[str, ...]:
+    items = value if isinstance(value, list) else [value]
+    types = tuple(item.strip().lower() for item in items if isinstance(item, str))
+    if not items or len(types) != len(items) or not all(_MEDIA_TYPE.fullmatch(t) for t in types):
+        cx.error(cx.loc(path), f"type takes media types like application/pdf, image/* or image, not {value!r}")
+    return types
+
+
+def _mime_header(key: str, value: Any, path: Path, cx: _Context) -> Condition:
+    data = value if isinstance(value, dict) else {}
+    name = data.get("name")
+    if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+        cx.error(cx.loc(path + ("name",)), f"{name!r} is not a header name (printable ASCII without ':' or spaces)")
+        name = "?"
+    if data.get("part", "any") != "any":
+        cx.error(cx.loc(path + ("part",)), f"part: {data.get('part')!r} — only 'any' (every MIME part) is supported")
+    operands = {k: v for k, v in data.items() if k not in ("name", "part")}
+    test = _header(key, (name,), operands, path, cx, addresses=False)
+    loc = cx.key_loc(path)
+    if isinstance(test, HeaderExists):
+        return MimeHeaderTest(name, "exists", (), False, test.present, loc)
+    if isinstance(test, HeaderTest):
+        return MimeHeaderTest(name, test.operator, test.values, test.case_sensitive, True, loc)
+    return MimeHeaderTest(name, "contains", (), loc=loc)
+
+
 def _combinator(key: str, value: Any, path: Path, cx: _Context) -> Condition:
     loc = cx.key_loc(path)
     items = value if isinstance(value, list) else []
@@ -577,6 +625,8 @@ _TESTS: Mapping[str, _TestHandler] = {
     **{key: _system_flag for key in SYSTEM_FLAGS},
     "keyword": _keyword,
     "has_attachment": _attachment,
+    "attachment": _attachment_parts,
+    "mime_header": _mime_header,
     "all": _combinator,
     "any": _combinator,
     "not": _negation,

@@ -49,7 +49,9 @@ from mailrules.model import (
     AgeTest,
     All,
     Any,
+    AttachmentPartTest,
     AttachmentTest,
+    MimeHeaderTest,
     BodyTest,
     CountTest,
     DatePartTest,
@@ -164,6 +166,10 @@ def _push(cond: Condition, env: _Env) -> SearchQuery:
             return _push_flag(cond, env.volatile_flags)
         case AttachmentTest():
             return _local(cond, "has_attachment: IMAP SEARCH cannot see MIME structure")
+        case AttachmentPartTest():
+            return _local(cond, "attachment: IMAP SEARCH cannot see MIME structure")
+        case MimeHeaderTest():
+            return _local(cond, "mime_header: IMAP SEARCH reads only the message's own header")
     raise TypeError(f"not a condition: {cond!r}")
 
 
@@ -644,6 +650,8 @@ def fetch_needs(cond: Condition) -> FetchNeeds:
             return FetchNeeds(body=True, all_headers=scope == "text")
         case AttachmentTest():
             return FetchNeeds(structure=True)
+        case AttachmentPartTest() | MimeHeaderTest():
+            return FetchNeeds(body=True)
         case DateTest(source="sent") | DatePartTest(source="sent"):
             return FetchNeeds(headers=frozenset({"date"}))
         case SizeTest() | AgeTest() | DateTest() | FlagTest():
@@ -732,6 +740,14 @@ def describe(cond: Condition) -> str:
             return flag if present else f"not {flag}"
         case AttachmentTest(present=present):
             return f"has_attachment: {str(present).lower()}"
+        case AttachmentPartTest():
+            keys = [f"filename {cond.filename_operator} {_alternatives(cond.filenames)}"] if cond.filename_operator else []
+            keys += [f"type {'|'.join(cond.types)}"] if cond.types else []
+            keys += [f"{k} {v}" for k, v in (("larger", cond.larger), ("smaller", cond.smaller)) if v is not None]
+            return f"attachment({', '.join(keys)})"
+        case MimeHeaderTest(name=name, operator=op, values=values, present=present):
+            shown = str(present).lower() if op == "exists" else _alternatives(values)
+            return f"mime_header {name} {op} {shown}"
     raise TypeError(f"not a condition: {cond!r}")
 
 

@@ -40,7 +40,9 @@ from mailrules.model import (
     AgeTest,
     All,
     Any,
+    AttachmentPartTest,
     AttachmentTest,
+    MimeHeaderTest,
     BodyTest,
     Condition,
     Copy,
@@ -182,6 +184,10 @@ def sieve_test(cond: Condition) -> Sieve:
             return Sieve(("" if present else "not ") + f"hasflag {quote(flag)}", frozenset({"imap4flags"}))
         case AttachmentTest(loc=loc):
             raise _Gap("has_attachment has no Sieve test", loc)
+        case AttachmentPartTest(loc=loc):
+            raise _Gap("attachment: has no Sieve test (Sieve can loop over parts, but not inside a condition)", loc)
+        case MimeHeaderTest():
+            return _mime_header_test(cond)
     raise TypeError(f"not a condition: {cond!r}")
 
 
@@ -226,6 +232,23 @@ def _envelope_test(cond: HeaderTest | AddressTest) -> Sieve:
         return Sieve(f'anyof({exact}, envelope :domain :matches{comparator} "{part}" {subdomains})', frozenset(requires), notes)
     test = f'envelope {_ENVELOPE_PARTS[cond.operator]} :is{comparator} "{part}" {string_list(cond.values)}'
     return Sieve(test, frozenset(requires), notes)
+
+
+_MIME_NOTE = "mime_header: Sieve's :anychild also reads the parts of attached messages; mailrules does not"
+
+
+def _mime_header_test(cond: MimeHeaderTest) -> Sieve:
+    """RFC 5703 ``:mime :anychild``: the header in the message or any of its MIME parts."""
+    if cond.operator == "exists":
+        test = f"exists :mime :anychild {quote(cond.name)}"
+        return Sieve(test if cond.present else "not " + test, frozenset({"mime"}), (_MIME_NOTE,))
+    comparator = _comparator(cond.case_sensitive)
+    values: Sequence[str] = cond.values
+    requires = {"mime"}
+    if cond.operator == "regex":
+        values, requires = [posix_regex(v, cond.loc, multiline=False) for v in cond.values], {"mime", "regex"}
+    test = f"header :mime :anychild :{cond.operator}{comparator} {quote(cond.name)} {string_list(values)}"
+    return Sieve(test, frozenset(requires), _case_notes(cond.values, cond.case_sensitive) + (_MIME_NOTE,))
 
 
 def _header_test(cond: HeaderTest) -> Sieve:

@@ -28,6 +28,7 @@ from mailrules.model import (
     FlagTest,
     HeaderExists,
     HeaderTest,
+    MimeHeaderTest,
     Move,
     Not,
     Redirect,
@@ -261,7 +262,20 @@ ENVELOPE = probes(
     from_github=envelope("envelope_from", "domain", "github.com"),
 )
 
+# RFC 5703 header :mime :anychild: headers of the message and of every MIME part.
+MIME_HEADERS = probes(
+    pdf_part=MimeHeaderTest("Content-Type", "contains", ("application/pdf",)),
+    any_disposition=MimeHeaderTest("Content-Disposition", "exists"),
+    no_content_id=MimeHeaderTest("Content-ID", "exists", present=False),
+    named_minutes=MimeHeaderTest("Content-Disposition", "matches", ("*minutes.pdf*",)),
+    top_multipart=MimeHeaderTest("Content-Type", "is", ("multipart/mixed; boundary=\"outer\"",)),
+    html_part=MimeHeaderTest("Content-Type", "regex", ("^text/html",)),
+    own_subject=MimeHeaderTest("Subject", "contains", ("reported", "digest")),
+    attached_subject=MimeHeaderTest("Subject", "contains", ("claim now",)),
+)
+
 CASES: dict[str, RuleSet] = {
+    "mime-headers": MIME_HEADERS,
     "envelope": ENVELOPE,
     "windows": WINDOWS,
     "date-parts": DATE_PARTS,
@@ -286,6 +300,7 @@ PROBES_MATCHING_NOTHING: dict[str, set[str]] = {
     "body-parts": {"scrambled_part"},
     "date-parts": {"not_2025", "arrived_before_2000"},
     "envelope": {"to_original_is_not_final", "from_github"},  # From is not the envelope
+    "mime-headers": {"attached_subject"},
     "windows": {"ended", "not_yet"},
     "counts": {"not_last", "last_delivered_detail"},
     "subaddresses": {"user_of_invalid", "no_detail_is_not_empty"},
@@ -314,6 +329,8 @@ DIFFERENCES: dict[tuple[str, str], str] = {
     "no text to Pigeonhole",
     ("body-parts", "no-boundary.eml"): "a multipart without a boundary: mailrules reads its content as text, "
     "Pigeonhole finds no parts",
+    ("mime-headers", "embedded-message.eml"): "mime_header never reads the parts of an attached message "
+    "(docs/rules.md); Sieve's :anychild does",
     ("counts", "invalid-addresses.eml"): _COUNT_INVALID,
     ("counts", "spam.eml"): _COUNT_INVALID,
     ("body", "newsletter-html.eml"): "Pigeonhole's HTML-to-text for body :text does not decode entities (&amp;, &nbsp;) "

@@ -37,6 +37,8 @@ AWKWARD = [
     {"from": {"localpart": "noreply"}},
     {"from": {"display_name": "billing"}},
     {"to": {"user": "alice"}},
+    {"attachment": {"type": "application/pdf", "filename": {"matches": "*.pdf"}}},
+    {"mime_header": {"name": "Content-Type", "contains": "image/"}},
     {"envelope_to": {"detail": "lists"}},
     {"envelope_from": {"domain": "lists.example.org"}},
     {"envelope_to": "example.com"},

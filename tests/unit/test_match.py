@@ -686,6 +686,46 @@ def test_the_envelope_is_read_from_the_delivery_headers(data: dict[str, object],
     assert holds(parse_condition(data), msg) is expected
 
 
+ATTACHMENTS = message(
+    'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="b"\nSubject: x',
+    '--b\nContent-Type: text/plain\n\nsee attached\n'
+    '--b\nContent-Type: application/pdf; name="Rechnung 2026.pdf"\nContent-Disposition: attachment; '
+    'filename*=utf-8\'\'Rechnung%202026-%C3%BC.pdf\nContent-Transfer-Encoding: base64\n\n' + "QUJD" * 300 + '\n'
+    '--b\nContent-Type: image/png\nContent-Disposition: inline; filename="logo.png"\nContent-ID: <logo@x>\n'
+    'Content-Transfer-Encoding: base64\n\niVBORw0KGgo=\n'
+    '--b\nContent-Type: message/rfc822\n\nSubject: inner\nContent-Type: application/zip; name=inner.zip\n\nPK\n'
+    '--b--\n',
+)
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"attachment": {"type": "application/pdf"}}, True),
+        ({"attachment": {"type": "image/*", "filename": "logo"}}, True),  # a named inline image is an attachment
+        ({"attachment": {"type": "image", "larger": "1K"}}, False),  # every key on the same part
+        ({"attachment": {"filename": {"matches": "*.pdf"}, "larger": "800", "smaller": "1K"}}, True),  # 900 bytes decoded
+        ({"attachment": {"filename": {"is": "rechnung 2026-ü.pdf"}}}, True),  # RFC 2231, decoded, any case
+        ({"attachment": {"filename": {"is": "rechnung 2026-ü.pdf", "case_sensitive": True}}}, False),
+        ({"attachment": {"type": "application/zip"}}, False),  # inside the attached message
+        ({"attachment": {"type": ["text/plain", "application/msword"]}}, False),
+        ({"mime_header": {"name": "Content-ID", "exists": True}}, True),
+        ({"mime_header": {"name": "content-type", "part": "any", "contains": "image/png"}}, True),
+        ({"mime_header": {"name": "Content-Type", "is": "text/plain"}}, True),
+        ({"mime_header": {"name": "Subject", "is": "x"}}, True),  # the message's own header is a part's too
+        ({"mime_header": {"name": "Subject", "is": "inner"}}, False),  # not the attached message's
+        ({"mime_header": {"name": "Content-Disposition", "regex": "^inline;"}}, True),
+    ],
+)
+def test_attachment_and_mime_header(data: dict[str, object], expected: bool) -> None:
+    assert holds(parse_condition(data), ATTACHMENTS) is expected
+
+
+def test_explain_names_the_attachment_that_fits() -> None:
+    trace = explain(parse_condition({"attachment": {"type": "application/pdf"}}), ATTACHMENTS, CTX)
+    assert trace.detail == 'attachment "Rechnung 2026-ü.pdf" (application/pdf, 900 bytes) fits'
+
+
 SATURDAY_EVENING = message("Date: Sat, 18 Jan 2025 23:30:00 +0100\nSubject: x",
                            internaldate=datetime(2025, 1, 20, 6, 15, tzinfo=timezone.utc))
 

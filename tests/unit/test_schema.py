@@ -70,7 +70,7 @@ def test_the_rules_schema_has_exactly_the_condition_keys_of_the_language() -> No
         "from", "to", "cc", "bcc", "reply_to", "sender", "subject", "list_id", "recipient", "envelope_to", "envelope_from", "header",
         "body", "text", "larger", "smaller", "older_than", "newer_than", "before", "since",
         "sent_before", "sent_since", "seen", "answered", "flagged", "deleted", "draft", "keyword",
-        "has_attachment", "count", "sent", "arrived", "all", "any", "not",
+        "has_attachment", "attachment", "mime_header", "count", "sent", "arrived", "all", "any", "not",
     }  # fmt: skip
 
 

@@ -17,7 +17,9 @@ from mailrules.model import (
     All,
     Any,
     AttachmentTest,
+    AttachmentPartTest,
     BodyTest,
+    MimeHeaderTest,
     CountTest,
     DatePartTest,
     PartCheck,
@@ -357,6 +359,15 @@ def test_the_envelope_keys_become_envelope_tests_with_the_caveat() -> None:
     assert "# note: envelope_to: Sieve reads the real SMTP envelope" in script
     with pytest.raises(SieveUnsupported, match="the envelope has no display name"):
         to_sieve(RuleSet((Rule("x", AddressTest("envelope_from", ("Return-Path",), "display_name", ("a",)), (Stop(),)),)))
+
+
+def test_mime_header_becomes_an_anychild_test_and_attachment_is_refused() -> None:
+    rule = Rule("pdf", MimeHeaderTest("Content-Type", "contains", ("pdf",)), (Stop(),))
+    script = to_sieve(RuleSet((rule,)))
+    assert 'if header :mime :anychild :contains "Content-Type" "pdf" {' in script
+    assert '"mime"' in script.split("\n")[1]
+    with pytest.raises(SieveUnsupported, match="attachment: has no Sieve test"):
+        to_sieve(RuleSet((Rule("a", AttachmentPartTest(types=("application/pdf",)), (Stop(),)),)))
 
 
 def test_a_body_rule_names_every_part_sieve_reads_differently() -> None:
