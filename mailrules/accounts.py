@@ -127,6 +127,7 @@ class Account:
     smtp: SmtpSettings | None = None
     delete_threshold: int = DEFAULT_DELETE_THRESHOLD
     loc: Loc = field(default=NOWHERE, compare=False)
+    subaddress_separator: str = "+"  # each character splits user and detail (RFC 5233)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +222,7 @@ class _Reader:
             smtp=self.account_smtp(data, path, imap, name, preset),
             delete_threshold=data.get("delete_threshold", DEFAULT_DELETE_THRESHOLD),
             loc=self.locs.key(path),
+            subaddress_separator=data.get("subaddress_separator", "+"),
         )
 
     def imap(self, data: dict[str, Any], path: Path, account: str, preset: Preset | None = None) -> ImapSettings:

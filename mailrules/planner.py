@@ -48,6 +48,7 @@ class PlanOptions:
     now: datetime
     new_only: bool = False
     cannot_send: str | None = None  # why this account can't send replies or redirects (no SMTP)
+    subaddress_separator: str = "+"  # the account's, for the user/detail address operators
 
 
 @dataclass
@@ -201,7 +202,8 @@ def _scan_context(ctx: _Context) -> ScanContext:
     from mailrules.scan import ScanContext
 
     return ScanContext(mailbox=ctx.mailbox, now=ctx.options.now, cannot_send=ctx.options.cannot_send,
-                prepare_send=ctx.prepare_send, tally=ctx.tally, warnings=ctx.warnings, carried=ctx.carried)
+                prepare_send=ctx.prepare_send, tally=ctx.tally, warnings=ctx.warnings, carried=ctx.carried,
+                subaddress_separator=ctx.options.subaddress_separator)
 
 
 def _warn_about_unstorable_carried_keywords(ctx: _Context) -> None:

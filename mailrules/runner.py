@@ -179,7 +179,8 @@ def make_plan(request: RunRequest, prepared: Prepared) -> Plan:
         now=request.now,
         last_reply=lambda rule, sender: state.last_reply(account.name, rule, sender),
     )
-    options = PlanOptions(now=request.now, new_only=request.new_only, cannot_send=_cannot_send(account))
+    options = PlanOptions(now=request.now, new_only=request.new_only, cannot_send=_cannot_send(account),
+                          subaddress_separator=account.subaddress_separator)
     return build_plan(ruleset, prepared.mailbox, options, state=StateReader(state, account.name), prepare_send=send_planner)
 
 

@@ -50,6 +50,7 @@ class ScanContext:
     warnings: list[str]
     # Keywords that copies and moves take into each destination, for stores with a limit.
     carried: dict[str, set[str]] | None
+    subaddress_separator: str = "+"  # the account's, for the user/detail address operators
 
 
 def scan_folder(ctx: ScanContext, builder: FolderPlanBuilder, rules: list[Rule], min_uid: int,
@@ -66,7 +67,7 @@ def scan_folder(ctx: ScanContext, builder: FolderPlanBuilder, rules: list[Rule],
     queries = _queries(rules, ctx.now, exact_search=exact_search, header_strings=not features.whole_word_search)
     local = not exact_search or evaluate_locally(queries, scan_size)
     candidates = _local_candidates if local else _searched_candidates
-    eval_ctx = EvalContext(now=ctx.now)
+    eval_ctx = EvalContext(now=ctx.now, subaddress_separator=ctx.subaddress_separator)
     sends: list[Send] = []
     examined = 0
     deleted_rules = [rule for rule in rules if asks_about_deleted(rule.when)]

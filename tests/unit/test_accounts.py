@@ -313,3 +313,14 @@ def test_the_readme_preset_examples_load_with_their_servers(tmp_path: Path) -> N
                      "fastmail": ("imap.fastmail.com", "smtp.fastmail.com"),
                      "icloud": ("imap.mail.me.com", "smtp.mail.me.com")}
     assert accounts.pick("work").imap.oauth2.provider == "microsoft"
+
+def test_an_account_names_its_subaddress_separator(tmp_path: Path) -> None:
+    text = "accounts:\n  a:\n    maildir: m\n    subaddress_separator: '-+'\n  b:\n    maildir: m\n"
+    a, b = load_accounts(write(tmp_path, text)).accounts
+    assert (a.subaddress_separator, b.subaddress_separator) == ("-+", "+")
+
+
+@pytest.mark.parametrize("separator", ["", "a@", "+ "])
+def test_a_subaddress_separator_is_printable_ascii_without_at_or_space(tmp_path: Path, separator: str) -> None:
+    text = f"accounts:\n  a:\n    maildir: m\n    subaddress_separator: '{separator}'\n"
+    assert problems_of(tmp_path, text)
