@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import re
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,6 +94,7 @@ class Sieve:
     text: str
     requires: frozenset[str] = frozenset()
     notes: tuple[str, ...] = ()
+    prelude: tuple[str, ...] = ()  # commands that must run before the ``if`` that holds this test
 
 
 def _join(parts: Sequence[Sieve], separator: str, before: str = "", after: str = "") -> Sieve:
@@ -100,6 +102,7 @@ def _join(parts: Sequence[Sieve], separator: str, before: str = "", after: str =
         before + separator.join(part.text for part in parts) + after,
         frozenset().union(*(part.requires for part in parts)),
         tuple(note for part in parts for note in part.notes),
+        tuple(command for part in parts for command in part.prelude),
     )
 
 
@@ -153,7 +156,7 @@ def sieve_test(cond: Condition) -> Sieve:
             return _combine("anyof", "false", [sieve_test(child) for child in children])
         case Not(child):
             inner = sieve_test(child)
-            return Sieve("not " + inner.text, inner.requires, inner.notes)
+            return Sieve("not " + inner.text, inner.requires, inner.notes, inner.prelude)
         case HeaderTest(key="envelope_to" | "envelope_from") | AddressTest(key="envelope_to" | "envelope_from"):
             return _envelope_test(cond)
         case HeaderExists(key="envelope_to" | "envelope_from", loc=loc) | CountTest(key="envelope_to" | "envelope_from", loc=loc):
@@ -182,10 +185,11 @@ def sieve_test(cond: Condition) -> Sieve:
             return _date_parts_test(cond)
         case FlagTest(flag=flag, present=present):
             return Sieve(("" if present else "not ") + f"hasflag {quote(flag)}", frozenset({"imap4flags"}))
-        case AttachmentTest(loc=loc):
-            raise _Gap("has_attachment has no Sieve test", loc)
-        case AttachmentPartTest(loc=loc):
-            raise _Gap("attachment: has no Sieve test (Sieve can loop over parts, but not inside a condition)", loc)
+        case AttachmentTest(present=present):
+            found = _attachment_search(AttachmentPartTest())
+            return found if present else Sieve("not " + found.text, found.requires, found.notes, found.prelude)
+        case AttachmentPartTest():
+            return _attachment_search(cond)
         case MimeHeaderTest():
             return _mime_header_test(cond)
     raise TypeError(f"not a condition: {cond!r}")
@@ -235,6 +239,52 @@ def _envelope_test(cond: HeaderTest | AddressTest) -> Sieve:
 
 
 _MIME_NOTE = "mime_header: Sieve's :anychild also reads the parts of attached messages; mailrules does not"
+
+
+# §7's attachment part in RFC 5703 tests, checked against Pigeonhole in tests/conformance.
+_IS_ATTACHMENT = (
+    'anyof(header :mime :contenttype :is "Content-Disposition" "attachment", '
+    'allof(not header :mime :type :is "Content-Type" ["text", "multipart"], '
+    'anyof(header :mime :param "filename" :matches "Content-Disposition" "?*", '
+    'header :mime :param "name" :matches "Content-Type" "?*")))'
+)
+_ATTACHMENT_NOTE = ("attachment: Sieve's foreverypart also looks inside attached messages, and takes a part with an "
+                    "unknown transfer encoding for its declared type; mailrules does neither")
+
+
+def _attachment_search(cond: AttachmentPartTest) -> Sieve:
+    """``foreverypart`` (RFC 5703) sets a variable when a part fits; the condition tests the variable."""
+    if cond.larger is not None or cond.smaller is not None:
+        raise _Gap("attachment larger/smaller: Sieve cannot measure a MIME part", cond.loc)
+    tests = [Sieve(_IS_ATTACHMENT)]
+    if cond.filename_operator is not None:
+        tests.append(_filename_test(cond))
+    if cond.types:
+        tests.append(_combine("anyof", "false", [_type_test(wanted) for wanted in cond.types]))
+    found = _combine("allof", "true", tests)
+    key = f"{cond.filename_operator}|{cond.filenames}|{cond.case_sensitive}|{cond.types}"
+    variable = f"attachment_{zlib.crc32(key.encode()):08x}"
+    loop = (f'set "{variable}" "";\nforeverypart {{\n    if {found.text} {{\n        set "{variable}" "1";\n'
+            "        break;\n    }\n}\n")
+    requires = found.requires | {"mime", "foreverypart", "variables"}
+    return Sieve(f'string :is "${{{variable}}}" "1"', frozenset(requires), found.notes + (_ATTACHMENT_NOTE,), (loop,))
+
+
+def _filename_test(cond: AttachmentPartTest) -> Sieve:
+    operator, comparator = cond.filename_operator, _comparator(cond.case_sensitive)
+    values: Sequence[str] = cond.filenames
+    requires: frozenset[str] = frozenset()
+    if operator == "regex":
+        values, requires = [posix_regex(v, cond.loc, multiline=False) for v in cond.filenames], frozenset({"regex"})
+    params = [f'header :mime :param "{param}" :{operator}{comparator} "{field}" {string_list(values)}'
+              for param, field in (("filename", "Content-Disposition"), ("name", "Content-Type"))]
+    return Sieve(f"anyof({params[0]}, {params[1]})", requires, _case_notes(cond.filenames, cond.case_sensitive))
+
+
+def _type_test(wanted: str) -> Sieve:
+    if "/" not in wanted or wanted.endswith("/*"):
+        return Sieve(f'header :mime :type :is "Content-Type" {quote(wanted.split("/")[0])}')
+    return Sieve(f'header :mime :contenttype :is "Content-Type" {quote(wanted)}')
 
 
 def _mime_header_test(cond: MimeHeaderTest) -> Sieve:
@@ -620,7 +670,8 @@ def _rule_block(rule: Rule, read_template: TemplateReader) -> Sieve:
     header = f"# rule {rule.name}" + (f": {description}" if description else "") + "\n"
     comments = "".join(f"# note: {note}\n" for note in dict.fromkeys(notes))
     body = "".join(_indented(action.text) for action in actions)
-    text = f"{header}{comments}if {test.text} {{\n{body}}}\n"
+    prelude = "".join(dict.fromkeys(test.prelude))
+    text = f"{header}{comments}{prelude}if {test.text} {{\n{body}}}\n"
     return Sieve(text, test.requires.union(*(action.requires for action in actions)))
 
 

@@ -15,6 +15,8 @@ from mailrules.model import (
     AddFlags,
     AddressTest,
     AgeTest,
+    AttachmentPartTest,
+    AttachmentTest,
     All,
     Any,
     BodyTest,
@@ -274,7 +276,19 @@ MIME_HEADERS = probes(
     attached_subject=MimeHeaderTest("Subject", "contains", ("claim now",)),
 )
 
+# has_attachment and attachment: exported as foreverypart loops over RFC 5703 tests.
+ATTACHMENT_PROBES = probes(
+    has_attachment=AttachmentTest(True),
+    has_none=AttachmentTest(False),
+    pdf=AttachmentPartTest(types=("application/pdf",)),
+    any_image=AttachmentPartTest(types=("image/*",)),
+    minutes=AttachmentPartTest("matches", ("minutes.*",)),
+    pdf_named_invoice=AttachmentPartTest("contains", ("invoice",), types=("application/pdf",)),
+    not_a_pdf_named_minutes=AttachmentPartTest("is", ("minutes.pdf",), types=("text/plain", "image")),
+)
+
 CASES: dict[str, RuleSet] = {
+    "attachments": ATTACHMENT_PROBES,
     "mime-headers": MIME_HEADERS,
     "envelope": ENVELOPE,
     "windows": WINDOWS,
@@ -298,9 +312,10 @@ PROBES_MATCHING_NOTHING: dict[str, set[str]] = {
     "addresses": {"group_has_no_address", "display_notifications"},  # the latter only in Sieve, see below
     "case": {"ascii_case_sensitive_miss"},
     "body-parts": {"scrambled_part"},
-    "date-parts": {"not_2025", "arrived_before_2000"},
+    "date-parts": {"arrived_before_2000"},
     "envelope": {"to_original_is_not_final", "from_github"},  # From is not the envelope
     "mime-headers": {"attached_subject"},
+    "attachments": {"not_a_pdf_named_minutes"},
     "windows": {"ended", "not_yet"},
     "counts": {"not_last", "last_delivered_detail"},
     "subaddresses": {"user_of_invalid", "no_detail_is_not_empty"},

@@ -67,8 +67,7 @@ foreverypart {
   }
 }
 """
-ATTACHMENT_MESSAGES = [*message_names(), "../../fixtures/invoice-pdf.eml", "../../fixtures/inline-image-cid.eml",
-                       "../../fixtures/inline-image-named.eml"]
+ATTACHMENT_MESSAGES = message_names()
 
 
 @pytest.mark.parametrize("message", ATTACHMENT_MESSAGES)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
@@ -291,9 +292,20 @@ def _refusal(*rules: Rule, read_template: object = None) -> list[str]:
     return [str(problem) for problem in caught.value.problems]
 
 
-def test_has_attachment_is_refused_with_its_location() -> None:
-    rule = Rule("pdf", All((SEEN, AttachmentTest(True, loc=HERE))), (Move("A"),), loc=Loc("rules.yaml", 2, 3))
-    assert _refusal(rule) == ["rules.yaml:3:7: error: rule 'pdf': has_attachment has no Sieve test"]
+def test_has_attachment_becomes_a_foreverypart_loop_before_the_rule() -> None:
+    rule = Rule("pdf", All((SEEN, Not(AttachmentTest(True)))), (Move("A"),))
+    script = to_sieve(RuleSet((rule,)))
+    loop, test = script.split("# rule pdf\n", 1)[1].split("if allof(", 1)
+    assert loop.splitlines()[-7:] == [
+        'set "attachment_' + loop.split('"attachment_', 1)[1][:8] + '" "";', "foreverypart {",
+        loop.splitlines()[-5], loop.splitlines()[-4], "        break;", "    }", "}"]
+    assert 'not string :is "${attachment_' in test
+    assert {"foreverypart", "mime", "variables"} <= set(re.findall(r'"([a-z0-9;-]+)"', script.splitlines()[1]))
+
+
+def test_an_attachment_size_is_refused_with_its_location() -> None:
+    rule = Rule("big", All((SEEN, AttachmentPartTest(larger=1024, loc=HERE))), (Move("A"),), loc=Loc("rules.yaml", 2, 3))
+    assert _refusal(rule) == ["rules.yaml:3:7: error: rule 'big': attachment larger/smaller: Sieve cannot measure a MIME part"]
 
 
 def test_every_gap_is_reported_at_once() -> None:
@@ -361,13 +373,12 @@ def test_the_envelope_keys_become_envelope_tests_with_the_caveat() -> None:
         to_sieve(RuleSet((Rule("x", AddressTest("envelope_from", ("Return-Path",), "display_name", ("a",)), (Stop(),)),)))
 
 
-def test_mime_header_becomes_an_anychild_test_and_attachment_is_refused() -> None:
+def test_mime_header_becomes_an_anychild_test_and_attachment_a_part_loop() -> None:
     rule = Rule("pdf", MimeHeaderTest("Content-Type", "contains", ("pdf",)), (Stop(),))
     script = to_sieve(RuleSet((rule,)))
     assert 'if header :mime :anychild :contains "Content-Type" "pdf" {' in script
     assert '"mime"' in script.split("\n")[1]
-    with pytest.raises(SieveUnsupported, match="attachment: has no Sieve test"):
-        to_sieve(RuleSet((Rule("a", AttachmentPartTest(types=("application/pdf",)), (Stop(),)),)))
+    assert "foreverypart" in to_sieve(RuleSet((Rule("a", AttachmentPartTest(types=("application/pdf",)), (Stop(),)),)))
 
 
 def test_a_body_rule_names_every_part_sieve_reads_differently() -> None:
