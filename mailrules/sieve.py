@@ -14,9 +14,14 @@ Where Sieve differs, the script says so in a ``# note:`` comment or export refus
 * ``regex`` becomes a POSIX extended regex, translated from Python's syntax; patterns
   that have no POSIX form (lazy repeats, look-around, ``\\b``, non-ASCII…) are refused.
 * ``display_name`` has no Sieve address part: it is tested on the whole header.
-* ``has_attachment``, ``text``, and ``reply`` templates with Jinja expressions can't
-  be expressed; neither can a flag change after an earlier rule copied the message
-  (Sieve files a copy with the flags it has at that moment, mailrules with the final ones).
+* ``has_attachment`` and ``attachment`` become ``foreverypart`` loops that run before
+  the rule's ``if`` and set a variable the condition tests.
+* ``text``, an attachment's size, zones with daylight saving time, ``exists``/``count``
+  on the envelope and ``reply`` templates with Jinja expressions can't be expressed;
+  neither can a flag change after an earlier rule copied the message (Sieve files a copy
+  with the flags it has at that moment, mailrules with the final ones).
+* ``body``, ``mime_header``, ``count`` of addresses, ``user``/``detail`` and the envelope
+  keys carry a note where Pigeonhole reads the message otherwise (docs/rules.md).
 """
 
 from __future__ import annotations
