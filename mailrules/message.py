@@ -684,7 +684,6 @@ def _summarise_part_safely(part: Message, texts: list[str], warnings: list[str])
 # Above this size, parts that can't hold body text are left out before parsing: the
 # email parser needs about seven times a message's size while it reads it line by line.
 SLIM_ABOVE = 1024 * 1024
-_OPAQUE_KEPT = (b"text", b"multipart")
 
 
 def slim_mime(raw: bytes) -> bytes:
@@ -705,7 +704,8 @@ def _slim_entity(entity: bytes, depth: int) -> bytes:
     header, body = split_header(entity)
     headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(header)
     maintype = headers.get_content_maintype().encode()
-    opaque = maintype not in _OPAQUE_KEPT and headers.get_content_type() not in _HTML_TYPES
+    content_type = effective_type(headers)
+    opaque = not (_is_text(content_type) or content_type.startswith("multipart/"))
     if headers.get_content_disposition() == "attachment" or opaque:
         return _without_content(entity[: len(entity) - len(body)], body, headers)
     boundary = headers.get_boundary()
@@ -720,7 +720,7 @@ OMITTED_SIZE = "X-Mailrules-Omitted-Size"
 
 def _without_content(header: bytes, body: bytes, headers: Message) -> bytes:
     fields = header.rstrip(b"\r\n")
-    if not body or not fields:
+    if not body or not fields or headers.get_content_maintype() == "message":  # no decoded payload to measure
         return header
     newline = b"\r\n" if header.endswith(b"\r\n") else b"\n"
     return fields + newline + f"{OMITTED_SIZE}: {_decoded_size(body, headers)}".encode() + newline + newline

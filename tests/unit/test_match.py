@@ -857,3 +857,28 @@ def test_explain_and_matches_agree_on_every_fixture(name: str) -> None:
     msg = fixture(name)
     for cond in ALL_LEAVES:
         assert explain(cond, msg, CTX).result is matches(cond, msg, CTX), cond
+
+
+@pytest.mark.parametrize("encoding", ["base64", "quoted-printable", "7bit"])
+def test_an_attachment_keeps_its_size_when_a_large_message_is_read_without_it(
+    encoding: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import base64
+    import quopri
+
+    import mailrules.message as message_module
+
+    content = bytes(range(256)) * 40 if encoding != "7bit" else b"plain line\n" * 900
+    encoded = {"base64": base64.encodebytes, "quoted-printable": quopri.encodestring, "7bit": bytes}[encoding](content)
+    raw = (b'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="b"\nSubject: x\n\n--b\nContent-Type: text/plain\n\n'
+           b"hi\n--b\nContent-Type: application/octet-stream\nContent-Disposition: attachment; filename=a.bin\n"
+           b"Content-Transfer-Encoding: " + encoding.encode() + b"\n\n" + encoded + b"\n--b\nContent-Type: application/xhtml+xml\n\n"
+           b"<p>xhtml words</p>\n--b--\n")
+    whole = MessageView.from_bytes(raw)
+    monkeypatch.setattr(message_module, "SLIM_ABOVE", 0)
+    slimmed = MessageView.from_bytes(raw)
+    assert slimmed.attachments() == whole.attachments()
+    assert abs(whole.attachments()[0].size - len(content)) <= 1  # a trailing line break of the 7bit text
+    assert slimmed.body_text() == whole.body_text() == "hi\nxhtml words"
+    assert [name for headers in slimmed.part_headers() for name, _ in headers] == [
+        name for headers in whole.part_headers() for name, _ in headers]
