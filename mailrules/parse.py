@@ -495,6 +495,8 @@ def _date_parts(key: str, value: Any, path: Path, cx: _Context) -> Condition:
             checks.append(_part_check(part, item, path + (part,), cx))
         else:
             cx.error(cx.key_loc(path + (part,)), f"unknown date part {part!r}; use weekday, year, month, day, hour, minute or zone")
+    order = ("weekday", "year", "month", "day", "hour", "minute")  # one form however the file orders them
+    checks.sort(key=lambda check: order.index(check.part))
     return DatePartTest("sent" if key == "sent" else "arrival", tuple(checks), zone, loc)
 
 
