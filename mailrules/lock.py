@@ -47,16 +47,21 @@ def account_lock(state_dir: Path, account: str) -> Iterator[None]:
     except OSError as exc:
         raise UsageError(f"can't create the lock file {path}: {exc.strerror or exc}") from exc
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LockHeld(f"another mailrules run for account {account} is in progress ({_holder(fd)}); "
-                           f"try again when it has finished") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S UTC}\n".encode())
+        _take(fd, f"for account {account}")
         yield
     finally:
         os.close(fd)  # releases the lock; the file stays, unlinking it would race with the next locker
+
+
+def _take(fd: int, what: str, about: str = "") -> None:
+    """``flock`` the open lock file and say who holds it, or raise ``LockHeld`` naming the holder."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise LockHeld(f"another mailrules run {what} is in progress ({_holder(fd)}); "
+                       f"try again when it has finished") from None
+    os.ftruncate(fd, 0)
+    os.write(fd, f"pid {os.getpid()} since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S UTC}{about}\n".encode())
 
 
 def _holder(fd: int) -> str:
@@ -116,14 +121,7 @@ def mailbox_lock(identity: str, state_path: Path) -> Iterator[str | None]:
         raise StateStoreError(f"can't create the lock file {path}: {exc.strerror or exc}; "
                               f"make {directory} writable or set {LOCK_DIR_ENV} to a directory that is") from exc
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise LockHeld(f"another mailrules run on mailbox {identity} is in progress ({_holder(fd)}); "
-                           f"try again when it has finished") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()} since {datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S UTC}, "
-                     f"state {state_path}\n".encode())
+        _take(fd, f"on mailbox {identity}", f", state {state_path}")
         yield _claim(directory / f"{mailbox_key(identity)}.owner", identity, state_path.resolve())
     finally:
         os.close(fd)
