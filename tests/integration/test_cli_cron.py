@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.dovecot import Dovecot, User, free_port
-from tests.support.workspace import make_message, run_cli, snapshot, workspace
+from tests.support.workspace import make_message, snapshot, workspace
 
 NOW = "2026-11-20T10:00:00Z"
 ROOT = Path(__file__).resolve().parents[2]

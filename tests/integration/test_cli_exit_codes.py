@@ -56,7 +56,7 @@ def test_a_folder_name_the_server_refuses_exits_6_and_moves_nothing(
     space = workspace(tmp_path, imap_user, MOVE_ALL.format(dest=name))
     result = space.run("--now", NOW)
     assert result.code == 6, result.output
-    assert f"can't create this folder: [CANNOT]" in result.stderr and name in result.stderr
+    assert "can't create this folder: [CANNOT]" in result.stderr and name in result.stderr
     assert "choose another name in the rules" in result.stderr
     assert sum(snapshot(dovecot, imap_user)["INBOX"].values()) == 1
 
