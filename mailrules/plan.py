@@ -126,6 +126,10 @@ class Plan:
     rules: tuple[RuleSummary, ...]
     create_folders: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    # How this mailbox removes a message: by UID EXPUNGE of exactly ours, or (a server
+    # without UIDPLUS) by leaving it flagged \Deleted; and whether a move is one command.
+    expunges_by_uid: bool = True
+    moves_in_one_step: bool = True
 
     @property
     def has_work(self) -> bool:

@@ -93,6 +93,8 @@ def build_plan(
         rules=ctx.tally.summaries(rule.name for rule in ruleset.rules),
         create_folders=create,
         warnings=tuple(ctx.warnings),
+        expunges_by_uid=mailbox.features.expunges_by_uid,
+        moves_in_one_step=mailbox.features.supports_move,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from mailrules.plan import FolderPlan, Plan, Send, Transfer
@@ -35,7 +35,7 @@ def _plan_lines(plan: Plan) -> list[str]:
     lines = [f"Plan for {plan.account} at {plan.now:%Y-%m-%d %H:%M %Z} ({scope})", ""]
     lines += _rules_section(plan)
     for folder in plan.folders:
-        lines += _folder_section(folder)
+        lines += _folder_section(folder, _Removal.of(plan))
     if plan.create_folders:
         lines += ["", "Folders to create: " + ", ".join(plan.create_folders)]
     if plan.warnings:
@@ -106,7 +106,22 @@ def clip_words(text: str, width: int, *, breaks: str = " ", keep_one: bool = Tru
     return kept.rstrip() + "…"
 
 
-def _folder_section(folder: FolderPlan) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class _Removal:
+    """How the plan's lines name removals, so the plan says what the run will really do."""
+
+    delete: str = "delete (UID EXPUNGE)"
+    move_suffix: str = ""
+
+    @classmethod
+    def of(cls, plan: Plan) -> _Removal:
+        if plan.expunges_by_uid:
+            return cls()
+        left = "left flagged \\Deleted: this server can't expunge only these"
+        return cls(f"delete ({left})", "" if plan.moves_in_one_step else f" (copy; original {left})")
+
+
+def _folder_section(folder: FolderPlan, removal: _Removal = _Removal()) -> list[str]:
     header = (f"{folder.folder} (UIDVALIDITY {folder.uidvalidity}, {folder.messages} messages, "
               f"{folder.candidates} examined)")
     lines = ["", header]
@@ -118,9 +133,9 @@ def _folder_section(folder: FolderPlan) -> list[str]:
     lines += [_op_line(f"copy to {t.destination}", t.uids) for t in folder.copies]
     for send in folder.sends:
         lines += _send_lines(send)
-    lines += [_op_line(_transfer_label(t), t.uids) for t in folder.moves]
+    lines += [_op_line(_transfer_label(t) + removal.move_suffix, t.uids) for t in folder.moves]
     if folder.deletions:
-        lines.append(_op_line("delete (UID EXPUNGE)", folder.deletions))
+        lines.append(_op_line(removal.delete, folder.deletions))
     for skipped in folder.skipped:
         lines += [_op_line(f"skip {skipped.action}", skipped.uids), f"      because {skipped.reason}"]
     return lines

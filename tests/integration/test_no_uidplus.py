@@ -106,3 +106,12 @@ rules:
     shot = snapshot(dovecot, imap_user)
     assert {mid for mid, _ in shot["Everything"]} == {"<kept@t>"}
     assert {mid for mid, _ in shot["Purged"]} == {"<gone@t>"}
+
+
+def test_the_plan_says_what_a_server_without_uidplus_will_leave_flagged(tmp_path: Path, dovecot_factory) -> None:  # type: ignore[no-untyped-def]
+    server, user = server_without_uidplus(dovecot_factory)
+    result = workspace(tmp_path, user, RULES).plan("--now", NOW)
+    assert result.code == 0, result.output
+    moves = [line for line in result.stdout.splitlines() if line.strip().startswith(("move to", "trash to"))]
+    assert moves and all("(copy; original left flagged \\Deleted" in line for line in moves), result.stdout
+    assert "UID EXPUNGE" not in result.stdout
