@@ -160,7 +160,7 @@ def special_use_of(name: str) -> str | None:
 
 
 def resolve_special_use(name: str, uses: dict[str, str]) -> str:
-    """The folder the server gives the use ``name`` names, else the usual name of such a folder.
+    r"""The folder the server gives the use ``name`` names, else the usual name of such a folder.
 
     >>> resolve_special_use("\\Trash", {"\\Trash": "Deleted Items"}), resolve_special_use("\\Junk", {})
     ('Deleted Items', 'Junk')
