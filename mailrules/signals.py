@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,11 +21,13 @@ from types import FrameType
 from mailrules.errors import Signalled
 
 HANDLED = (signal.SIGINT, signal.SIGTERM)
+DEFER_SECONDS = 0.005
 Hook = Callable[[], None]
 
 _hooks: dict[int, Hook] = {}
 _received: list[int] = []
-_shield = {"depth": 0, "pending": 0}
+_shield = {"depth": 0, "pending": 0, "deferred": 0}
+_previous_unraisable = {"hook": sys.unraisablehook}
 
 
 def on_interrupt(hook: Hook) -> Callable[[], None]:
@@ -44,14 +47,18 @@ def handled() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {number: signal.getsignal(number) for number in HANDLED}
+    previous = {number: signal.getsignal(number) for number in (*HANDLED, signal.SIGALRM)}
     _received.clear()
-    _shield.update(depth=0, pending=0)
+    _shield.update(depth=0, pending=0, deferred=0)
     for number in HANDLED:
         signal.signal(number, _handler)
+    signal.signal(signal.SIGALRM, _deferred)
+    _previous_unraisable["hook"], sys.unraisablehook = sys.unraisablehook, _unraisable
     try:
         yield
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)  # a raise still waiting has nothing left to stop
+        sys.unraisablehook = _previous_unraisable["hook"]
         for number, handler in previous.items():
             signal.signal(number, handler)
         _received.clear()
@@ -86,3 +93,20 @@ def _handler(number: int, frame: FrameType | None) -> None:
         _shield["pending"] = number
         return
     raise Signalled(number)
+
+
+def _unraisable(unraisable: sys.UnraisableHookArgs) -> None:
+    """A ``Signalled`` raised inside a finalizer or weakref callback (importlib's module locks,
+    a ``__del__``) is printed as "Exception ignored" and dropped: raise it again moments later,
+    where it can end the command."""
+    if isinstance(unraisable.exc_value, Signalled):
+        _shield["deferred"] = unraisable.exc_value.signal_number
+        signal.setitimer(signal.ITIMER_REAL, DEFER_SECONDS)
+        return
+    _previous_unraisable["hook"](unraisable)
+
+
+def _deferred(_alarm: int, _frame: FrameType | None) -> None:
+    number, _shield["deferred"] = _shield["deferred"], 0
+    if number:
+        raise Signalled(number)

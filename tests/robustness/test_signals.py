@@ -197,6 +197,24 @@ def test_a_signal_at_each_moment_of_start_up(number: int, tmp_path: Path) -> Non
         assert_clean_stop(stopped, number, may_finish=True)
 
 
+def test_a_signal_that_lands_in_a_finalizer_still_ends_the_command() -> None:
+    """Python drops an exception raised in a ``__del__`` or a weakref callback (importlib's
+    module locks run one) with "Exception ignored"; the handler's raise must not be lost there."""
+    from mailrules import signals
+    from mailrules.errors import Signalled
+
+    class Finalized:
+        def __del__(self) -> None:
+            raise Signalled(signal.SIGINT)  # what the handler does when the signal lands here
+
+    started = time.monotonic()
+    with pytest.raises(Signalled):
+        with signals.handled():
+            Finalized()  # dropped at once: its __del__ runs now
+            time.sleep(5)
+    assert time.monotonic() - started < 1
+
+
 # ---------------------------------------------------------------- a server that stops answering
 
 
