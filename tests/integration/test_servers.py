@@ -24,6 +24,7 @@ from mailrules.model import Condition
 from mailrules.search import to_search
 from mailrules.query import EVERYTHING
 from tests.integration.test_maildir_dovecot import _give_to_mail_user as give_to_mail_user
+from tests.integration.test_plan_run import RULES
 from tests.integration.test_pushdown import conditions, undecodable
 from tests.support.cyrus import Cyrus
 from tests.support.dovecot import Dovecot
@@ -37,26 +38,6 @@ PUSHDOWN_NOW = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 
 
 Delivery = tuple[bytes, tuple[str, ...], datetime]  # raw message, flags, arrival
-
-RULES = """\
-version: 1
-rules:
-  - name: github
-    when: {from: {domain: github.com}}
-    then: [{flag: seen}, {move: Notifications/GitHub}]
-  - name: invoices
-    when: {subject: {regex: '\\binvoice\\b'}}
-    then: [{flag: [flagged, $Invoice]}, {copy: Finance}]
-  - name: old-newsletters
-    when: {header: {name: Precedence, is: bulk}, older_than: 30d}
-    then: [delete]
-  - name: newsletters
-    when: {header: {name: Precedence, is: bulk}}
-    then: [{move: Newsletters}]
-  - name: gruesse
-    when: {subject: "GRÜSSE"}
-    then: [{move: "Privat/Grüße"}]
-"""
 
 
 def seed(account: Account) -> None:

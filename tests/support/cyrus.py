@@ -25,7 +25,6 @@ import itertools
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -38,7 +37,7 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
-from tests.support.dovecot import _live_members, _process_state, free_port, parse_rawlog_commands
+from tests.support.dovecot import _process_state, free_port, parse_rawlog_commands, stop_process_group
 from tests.support.requirements import cyrus_prefix, missing_reason as requirements_missing
 
 SASLPASSWD2 = "/usr/sbin/saslpasswd2"
@@ -254,18 +253,8 @@ class Cyrus:
         pid = self._master_pid()
         if pid is None:
             return
-        state = _process_state(pid)
-        if state is None or state[1] != pid:
-            raise RuntimeError(f"Cyrus master {pid} does not lead its own process group; stop it by hand")
         # The whole group: the master alone waits for its imapd children to finish.
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, sig)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                if not _live_members(pid):
-                    return
-                time.sleep(0.02)
+        stop_process_group(pid, "Cyrus master")
 
     def _master_pid(self) -> int | None:
         with contextlib.suppress(OSError, ValueError):

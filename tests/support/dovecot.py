@@ -209,22 +209,9 @@ class Dovecot:
         shutil.rmtree(self.root, ignore_errors=True)
 
     def _terminate(self, pid: int) -> None:
-        # The daemonized master leads its own process group.  Signalling the whole group
-        # ends every child at once; SIGTERM to the master alone (what `doveadm stop`
-        # does) makes it wait a second or more for them.
-        state = _process_state(pid)
-        if state is None:
-            return
-        if state[1] != pid:
-            raise RuntimeError(f"Dovecot master {pid} does not lead its own process group; stop it by hand")
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, sig)
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:
-                if not _live_members(pid):
-                    return
-                time.sleep(0.02)
+        # SIGTERM to the master alone (what `doveadm stop` does) makes it wait a second
+        # or more for its children.
+        stop_process_group(pid, "Dovecot master")
 
     def _master_pid(self) -> int | None:
         with contextlib.suppress(OSError, ValueError):
@@ -426,6 +413,24 @@ service imap-login {{
         if proc.returncode != 0:
             raise RuntimeError(f"sieve-test failed ({proc.returncode}):\n{proc.stderr}{proc.stdout}")
         return proc.stdout
+
+
+def stop_process_group(pid: int, what: str) -> None:
+    """End a daemonized master that leads its own process group, and every child with it:
+    SIGTERM to the whole group, SIGKILL after 5 s."""
+    state = _process_state(pid)
+    if state is None:
+        return
+    if state[1] != pid:
+        raise RuntimeError(f"{what} {pid} does not lead its own process group; stop it by hand")
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, sig)
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            if not _live_members(pid):
+                return
+            time.sleep(0.02)
 
 
 def _process_state(pid: int) -> tuple[str, int] | None:
