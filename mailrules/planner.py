@@ -71,7 +71,6 @@ def build_plan(
     state: StateView | None = None,
     prepare_send: SendPreparer | None = None,
 ) -> Plan:
-    refuse_impossible_folders(ruleset.enabled_rules, mailbox)
     ctx = _Context(mailbox, options, state or NoState(), prepare_send)
     if hasattr(mailbox, "unstorable_flags"):
         ctx.carried = {}
@@ -267,20 +266,6 @@ def _destinations(folder_plans: tuple[FolderPlan, ...], rules: Sequence[Rule], e
     if refused:
         folder_plans = tuple(_without_destinations(plan, refused) for plan in folder_plans)
     return folder_plans, create
-
-
-def refuse_impossible_folders(rules: Sequence[Rule], mailbox: Mailbox) -> None:
-    """Refuse, before anything is read or changed, a destination this store can't hold."""
-    check = getattr(mailbox, "folder_name_problem", None)
-    if check is None:
-        return
-    for rule in rules:
-        for action in rule.then:
-            folder = action.save_to if isinstance(action, Reply) else getattr(action, "folder", None)
-            problem = check(folder) if folder else None
-            if problem is not None:
-                raise FolderRefused(f"{action.loc}: rule {rule.name!r}: folder {folder!r} can't exist in "
-                                    f"{mailbox.label}: {problem}")
 
 
 def _creatable_destinations(rules: Sequence[Rule]) -> dict[str, bool]:

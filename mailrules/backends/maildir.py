@@ -87,14 +87,14 @@ class MaildirMailbox:
             return raw  # written in raw UTF-8 by another tool: keep using it
         return encoded
 
-    def folder_name_problem(self, folder: str) -> str | None:
-        """Why ``folder`` can't exist in this Maildir, or None."""
+    def folder_problem(self, folder: str) -> str | None:
+        """Why a rule's folder name can't name a folder in this Maildir, or None."""
         if folder.upper() == "INBOX":
             return None
         size = len(folder_directory(folder).encode("ascii"))
         if size > NAME_MAX:
-            return (f"its Maildir++ directory name would be {size} bytes, longer than the {NAME_MAX} "
-                    "a file name can have")
+            return (f"folder {folder!r} can't exist in this Maildir: its Maildir++ directory name would be "
+                    f"{size} bytes, longer than the {NAME_MAX} a file name can have")
         return None
 
     def _maildir(self, folder: str) -> stdlib_mailbox.Maildir:
@@ -117,9 +117,9 @@ class MaildirMailbox:
         return list(names)
 
     def create_folder(self, folder: str) -> None:
-        problem = self.folder_name_problem(folder)
+        problem = self.folder_problem(folder)
         if problem is not None:
-            raise FolderRefused(f"can't create {folder!r} here: {problem}", folder=folder)
+            raise FolderRefused(problem, folder=folder)
         path = self._folder_dir(folder)
         for sub in ("cur", "new", "tmp"):
             (path / sub).mkdir(parents=True, exist_ok=True)

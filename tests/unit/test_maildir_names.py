@@ -87,7 +87,7 @@ def test_a_folder_name_too_long_for_a_maildir_is_refused_at_its_rule_before_any_
     for command in ("plan", "run"):
         result = run_cli([command, str(rules), "--maildir", str(root), "--state", str(tmp_path / "s.db")])
         assert result.code == 6, result.output
-        assert f"{rules}:7:9: rule 'file': folder {long_name!r} can't exist in maildir:" in result.stderr
+        assert f"{rules}:7:9: error: rule 'file': folder {long_name!r} can't exist in this Maildir:" in result.stderr
         assert "longer than the 255 a file name can have" in result.stderr
         assert "Traceback" not in result.output
     assert sorted(path.name for path in root.rglob("*")) == before
