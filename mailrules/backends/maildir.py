@@ -28,6 +28,7 @@ import re
 import socket
 import time
 from collections.abc import Collection, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -48,6 +49,10 @@ DELIMITER = "/"
 KEYWORDS_FILE = "dovecot-keywords"
 KEYWORD_LETTERS = "abcdefghijklmnopqrstuvwxyz"  # Dovecot's 26 keyword slots, a = 0
 _deliveries = itertools.count(1)
+# Dovecot's dotlock on dovecot-keywords: an older lock file is stale (its holder died), and a
+# live one is waited for at most this long before the change is given up as transient.
+KEYWORDS_LOCK_STALE_SECONDS = 120
+KEYWORDS_LOCK_WAIT_SECONDS = 10
 NAME_MAX = 255  # bytes in one directory name, and a Maildir++ folder is one directory
 _ESCAPED = re.compile(r"\\([0-9a-fA-F]{2})")
 
@@ -197,10 +202,9 @@ class MaildirMailbox:
     def _rewrite_flags(self, uids: Sequence[int], flags: Sequence[str], add: bool) -> None:
         box = self._current()
         directory = self._folder_dir(self._folder or "INBOX")
-        table = KeywordTable.read(directory)
-        letters = {table.letter_for(flag, folder=self._folder or "INBOX") if add
-                   else _system_letter(flag) or table.letter(flag) for flag in flags} - {None}
-        table.save(directory)  # the names first: a letter on a file must never name nothing
+        with KeywordTable.locked(directory) as table:  # the names first: a letter on a file must never name nothing
+            letters = {table.letter_for(flag, folder=self._folder or "INBOX") if add
+                       else _system_letter(flag) or table.letter(flag) for flag in flags} - {None}
         for uid in uids:
             key = self._key(uid)
             if key is not None:
@@ -264,23 +268,27 @@ class MaildirMailbox:
         """Write one message into ``folder``'s cur/ with ``flags``, byte for byte (tmp, then link);
         ``base`` is its file name before the info part, a new unique one when None."""
         directory = self._folder_dir(folder)
+        flags = [flag for flag in flags if flag_key(flag) != "\\recent"]
         table = KeywordTable.read(directory)
+        if all(table.letter(flag) or _system_letter(flag) for flag in flags):
+            letters = self._letters(table, flags, folder)
+        else:
+            with KeywordTable.locked(directory) as table:  # new keywords: allocated under Dovecot's lock
+                letters = self._letters(table, flags, folder)
+        _write_message(directory, raw, "".join(sorted(letters)), mtime, base)
+
+    def _letters(self, table: KeywordTable, flags: Iterable[str], folder: str) -> set[str]:
         letters: set[str] = set()
         for flag in flags:
-            if flag_key(flag) == "\\recent":
-                continue
-            letter = table.letter(flag) or _system_letter(flag)
+            letter = table.letter(flag) or _system_letter(flag) or table.letter_for(flag, folder=folder, strict=False)
             if letter is None:
-                letter = table.letter_for(flag, folder=folder, strict=False)
-                if letter is None:
-                    notice = (f"{folder}: no keyword letter left for {flag} (Maildir holds "
-                              f"{len(KEYWORD_LETTERS)} per folder); copies arrived without it")
-                    if notice not in self.notices:
-                        self.notices.append(notice)
-                    continue
+                notice = (f"{folder}: no keyword letter left for {flag} (Maildir holds "
+                          f"{len(KEYWORD_LETTERS)} per folder); copies arrived without it")
+                if notice not in self.notices:
+                    self.notices.append(notice)
+                continue
             letters.add(letter)
-        table.save(directory)
-        _write_message(directory, raw, "".join(sorted(letters)), mtime, base)
+        return letters
 
 
 def folder_directory(folder: str) -> str:
@@ -342,6 +350,22 @@ class KeywordTable:
                 names[int(index)] = name
         return cls(names)
 
+    @classmethod
+    @contextmanager
+    def locked(cls, directory: Path) -> Iterator[KeywordTable]:
+        """The table as it is now, saved on the way out, under the dotlock Dovecot itself takes
+        (``dovecot-keywords.lock``), so a keyword Dovecot adds meanwhile is neither lost nor
+        given the same letter as ours."""
+        lock = directory / f"{KEYWORDS_FILE}.lock"
+        handle = _dotlock(lock)
+        try:
+            table = cls.read(directory)
+            yield table
+            table.save(directory)
+        finally:
+            os.close(handle)
+            lock.unlink(missing_ok=True)
+
     def letter(self, flag: str) -> str | None:
         """The letter ``flag`` already has here (keywords compare case-insensitively), else None."""
         wanted = flag_key(flag)
@@ -383,6 +407,26 @@ class KeywordTable:
         temporary.write_text(text, encoding="utf-8")
         os.replace(temporary, directory / KEYWORDS_FILE)
         self.changed = False
+
+
+def _dotlock(lock: Path) -> int:
+    deadline = time.monotonic() + KEYWORDS_LOCK_WAIT_SECONDS
+    while True:
+        try:
+            return os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            try:
+                if time.time() - lock.stat().st_mtime > KEYWORDS_LOCK_STALE_SECONDS:
+                    lock.unlink(missing_ok=True)
+                    continue
+            except FileNotFoundError:
+                continue  # released meanwhile
+            if time.monotonic() > deadline:
+                raise BackendError(f"{lock} has been held by another program for over "
+                                   f"{KEYWORDS_LOCK_WAIT_SECONDS} s; try again later") from None
+            time.sleep(0.02)
+        except OSError as exc:
+            raise BackendError(f"can't lock {lock}: {exc.strerror}") from exc
 
 
 def _system_letter(flag: str) -> str | None:

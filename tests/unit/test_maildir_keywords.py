@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
+from mailrules.backends import maildir
 from mailrules.backends.base import FetchNeeds
 from mailrules.backends.maildir import MaildirMailbox
+from mailrules.errors import BackendError
 from mailrules.loader import load_ruleset
 from mailrules.planner import PlanOptions, build_plan
 from mailrules.render import render_plan
@@ -107,3 +112,50 @@ def test_a_destination_with_26_keywords_is_named_in_the_plan_and_the_run_report(
     box.move([1], "Archive")
     assert any("Archive: no keyword letter left for $Project" in notice for notice in box.notices)
     assert _flags(box, "Archive") == [frozenset()]
+
+
+def test_a_keyword_dovecot_adds_while_holding_its_lock_is_kept_and_ours_takes_another_letter(tmp_path: Path) -> None:
+    root = _maildir(tmp_path / "m", "1.M1P1.host:2,")
+    box = MaildirMailbox(root)
+    box.open_folder("INBOX", readonly=False)
+    lock = root / "dovecot-keywords.lock"
+    lock.write_text("")  # Dovecot is writing its table
+
+    def dovecot_finishes() -> None:
+        time.sleep(0.3)
+        (root / "dovecot-keywords").write_text("0 $FromDovecot\n")
+        lock.unlink()
+
+    writer = threading.Thread(target=dovecot_finishes)
+    writer.start()
+    box.add_flags([1], ["$Ours"])
+    writer.join()
+    assert (root / "dovecot-keywords").read_text() == "0 $FromDovecot\n1 $Ours\n"
+    assert [path.name for path in (root / "cur").iterdir()] == ["1.M1P1.host:2,b"]
+    assert not lock.exists()
+
+
+def test_a_keywords_lock_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+    root = _maildir(tmp_path / "m", "1.M1P1.host:2,")
+    lock = root / "dovecot-keywords.lock"
+    lock.write_text("")
+    old = time.time() - maildir.KEYWORDS_LOCK_STALE_SECONDS - 5
+    os.utime(lock, (old, old))
+    box = MaildirMailbox(root)
+    box.open_folder("INBOX", readonly=False)
+    box.add_flags([1], ["$Ours"])
+    assert (root / "dovecot-keywords").read_text() == "0 $Ours\n"
+
+
+def test_a_keywords_lock_held_too_long_is_a_transient_error_and_changes_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(maildir, "KEYWORDS_LOCK_WAIT_SECONDS", 0.2)
+    root = _maildir(tmp_path / "m", "1.M1P1.host:2,")
+    (root / "dovecot-keywords.lock").write_text("")
+    box = MaildirMailbox(root)
+    box.open_folder("INBOX", readonly=False)
+    with pytest.raises(BackendError, match="held by another program"):
+        box.add_flags([1], ["$Ours"])
+    assert BackendError("x").exit_code == 3
+    assert [path.name for path in (root / "cur").iterdir()] == ["1.M1P1.host:2,"]
+    assert not (root / "dovecot-keywords").exists()
