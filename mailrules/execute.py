@@ -162,7 +162,7 @@ def execute_plan(plan: Plan, mailbox: Mailbox, journal: Journal, *, sender: Send
         # back by a failed send: --new-only must look at those again.
         seen = min(folder_report.held, default=folder_plan.uidnext) - 1
         journal.folder_seen(folder_plan.folder, folder_plan.uidvalidity, seen)
-    report.notices.extend(getattr(mailbox, "notices", []))
+    report.notices.extend(mailbox.notices)
     return report
 
 

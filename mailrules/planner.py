@@ -72,14 +72,14 @@ def build_plan(
     prepare_send: SendPreparer | None = None,
 ) -> Plan:
     ctx = _Context(mailbox, options, state or NoState(), prepare_send)
-    if hasattr(mailbox, "unstorable_flags"):
+    if mailbox.features.keyword_slots is not None:
         ctx.carried = {}
     existing = mailbox.list_folders()
     enabled = resolve_rule_folders(ruleset.enabled_rules, mailbox)
     ctx.warnings.extend(outside_window(enabled, options.now))
     enabled = tuple(rule for rule in enabled if rule_active(rule, options.now))
     ctx.warnings.extend(f"folder {name!r} can't be named in a rule file ('/' is the level separator there); "
-                        "no rule reads it" for name in getattr(mailbox, "unnamed_folders", ()))
+                        "no rule reads it" for name in mailbox.unnamed_folders)
     folder_rules = assign_folders(enabled, existing, mailbox.delimiter, ctx.warnings)
     folder_plans = tuple(_plan_folder(ctx, folder, rules) for folder, rules in folder_rules.items())
     folder_plans, create = _destinations(folder_plans, enabled, existing, ctx.warnings)
@@ -110,13 +110,10 @@ def resolve_rule_folders(rules: Sequence[Rule], mailbox: Mailbox) -> tuple[Rule,
     on this server (a ``.`` inside a level where ``.`` separates levels) is refused with
     its place in the rule file, before anything is read or changed.
     """
-    uses: dict[str, str] = getattr(mailbox, "special_use_folders", dict)()
+    uses = mailbox.special_use_folders()
     rules = tuple(_respelled(rule, lambda name: resolve_special_use(name, uses), uses) for rule in rules)
     check_folder_names(rules, mailbox)
-    canonical: Callable[[str], str] | None = getattr(mailbox, "canonical_folder", None)
-    if canonical is None:
-        return rules
-    return tuple(_respelled(rule, canonical) for rule in rules)
+    return tuple(_respelled(rule, mailbox.canonical_folder) for rule in rules)
 
 
 def check_folder_names(rules: Sequence[Rule], mailbox: Mailbox, *, fallbacks: bool = True) -> None:
@@ -125,13 +122,10 @@ def check_folder_names(rules: Sequence[Rule], mailbox: Mailbox, *, fallbacks: bo
     Without ``fallbacks``, a bare trash's folder is not checked: the server's own trash
     folder may make it unused, which is known only once special uses are resolved.
     """
-    explain: Callable[[str], str | None] | None = getattr(mailbox, "folder_problem", None)
-    if explain is None:
-        return
     problems: dict[Problem, None] = {}
     for rule in rules:
         for name, loc in _named_folders(rule, fallbacks):
-            reason = explain(name)
+            reason = mailbox.folder_problem(name)
             if reason is not None:
                 problems[Problem(loc, f"rule {rule.name!r}: {reason}")] = None
     if problems:
@@ -187,7 +181,7 @@ def _plan_folder(ctx: _Context, folder: str, rules: list[Rule]) -> FolderPlan:
     status = ctx.mailbox.open_folder(folder, readonly=True)
     min_uid = _first_uid_to_scan(ctx, status)
     builder = FolderPlanBuilder(folder, ctx.state.applied(folder, status.uidvalidity),
-                                holds_copy=getattr(ctx.mailbox, "holds_copy", None))
+                                holds_copy=ctx.mailbox.holds_copy)
     if min_uid >= status.uidnext or status.exists == 0:
         return _finish(builder, status, min_uid, 0)
     # Only a folder with something to read needs the evaluator; a cron run mostly has none.
@@ -209,7 +203,7 @@ def _scan_context(ctx: _Context) -> ScanContext:
 
 def _warn_about_unstorable_carried_keywords(ctx: _Context) -> None:
     for destination, keywords in sorted((ctx.carried or {}).items()):
-        refused = ctx.mailbox.unstorable_flags(destination, keywords)  # type: ignore[attr-defined]
+        refused = ctx.mailbox.unstorable_flags(destination, keywords)
         if refused:
             ctx.warnings.append(f"{destination}: no keyword letter left for {', '.join(sorted(refused))} "
                                 f"({next(iter(refused.values()))}); messages copied or moved there arrive "
@@ -219,10 +213,9 @@ def _warn_about_unstorable_carried_keywords(ctx: _Context) -> None:
 def _leave_out_unstorable_flags(mailbox: Mailbox, builder: FolderPlanBuilder) -> None:
     """Plan only the flags the store can hold, so ``run`` does what ``plan`` showed (a Maildir
     folder has 26 keyword letters)."""
-    check = getattr(mailbox, "unstorable_flags", None)
-    if check is None or not builder.adds:
+    if mailbox.features.keyword_slots is None or not builder.adds:
         return
-    refused = check(builder.folder, set().union(*builder.adds))
+    refused = mailbox.unstorable_flags(builder.folder, set().union(*builder.adds))
     if refused:
         builder.without_flags(refused)
 

@@ -7,7 +7,7 @@ the same protocol, so a plan reads the same whatever store it was made from.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -74,6 +74,8 @@ class Features:
     special_use: bool = False
     # Stores keywords ($Later, Junk) besides the system flags.
     keywords: bool = True
+    # Holds only so many distinct keywords per folder (a Maildir's 26 letters); None: no limit.
+    keyword_slots: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,3 +140,48 @@ class Mailbox(Protocol):
     def append(self, folder: str, message: bytes, flags: Sequence[str]) -> None: ...
 
     def close(self) -> None: ...
+
+    # What a store answers where it has nothing particular to say: see StoreDefaults.
+    notices: list[str]
+    unnamed_folders: Sequence[str]
+
+    def special_use_folders(self) -> dict[str, str]: ...
+
+    def canonical_folder(self, name: str) -> str: ...
+
+    def folder_problem(self, name: str) -> str | None: ...
+
+    def unstorable_flags(self, folder: str, flags: Collection[str]) -> dict[str, str]: ...
+
+    def holds_copy(self, uid: int, folder: str) -> bool: ...
+
+
+class StoreDefaults:
+    """The neutral answers of the Mailbox questions a store may have nothing to say about;
+    a backend derives from it and overrides what its protocol knows."""
+
+    unnamed_folders: Sequence[str] = ()
+
+    def __init__(self) -> None:
+        self.notices: list[str] = []  # said once at the end of a run (keywords dropped, say)
+
+    def special_use_folders(self) -> dict[str, str]:
+        """Special-use attribute (``\\Trash``, ``\\Sent`` ...) -> the folder the store gives it."""
+        return {}
+
+    def canonical_folder(self, name: str) -> str:
+        """The one spelling of a rule's folder name in this store."""
+        return name
+
+    def folder_problem(self, name: str) -> str | None:
+        """Why a rule's folder name can't name a folder in this store, or None."""
+        return None
+
+    def unstorable_flags(self, folder: str, flags: Collection[str]) -> dict[str, str]:
+        """The flags among ``flags`` that ``folder`` can't hold, with the reason."""
+        return {}
+
+    def holds_copy(self, uid: int, folder: str) -> bool:
+        """Whether ``folder`` already has an earlier run's copy of message ``uid`` of the open
+        folder, where the store can tell without the journal."""
+        return False

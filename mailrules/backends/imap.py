@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from mailrules.backends.base import CopyResult, FetchNeeds, Features, FolderStatus
+from mailrules.backends.base import CopyResult, FetchNeeds, Features, FolderStatus, StoreDefaults
 from mailrules.errors import (AuthenticationFailed, BackendError, CapabilityError, ConfigurationError, ConnectionLost,
                               FolderRefused, MessagesVanished, MissingFolder,
                               redact, register_secret)
@@ -80,7 +80,7 @@ _DROPPED = (imaplib.IMAP4.abort, OSError, EOFError)
 TRANSIENT_CODES = frozenset({"UNAVAILABLE", "INUSE", "LIMIT", "SERVERBUG", "OVERQUOTA", "EXPUNGEISSUED"})
 
 
-class ImapMailbox:
+class ImapMailbox(StoreDefaults):
     """An IMAP account.  Connects on first use (or ``connect()``); ``close()`` logs out.
 
     ``trace`` receives a line per IMAP command (``-v``): as sent, except that literals
@@ -102,8 +102,8 @@ class ImapMailbox:
         self.ca_file = ca_file
         self.timeout = timeout
         self._trace = trace
+        super().__init__()
         self.label = f"imap://{username}@{host}:{self.port}"
-        self.notices: list[str] = []
         self._client: IMAPClient | None = None
         self._capabilities: frozenset[str] = frozenset()
         self._names: FolderNames | None = None

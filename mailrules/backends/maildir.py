@@ -35,7 +35,7 @@ from pathlib import Path
 
 
 from mailrules.backends import utf7
-from mailrules.backends.base import CopyResult, FetchNeeds, Features, FolderStatus
+from mailrules.backends.base import CopyResult, FetchNeeds, Features, FolderStatus, StoreDefaults
 from mailrules.errors import BackendError, CapabilityError, ConfigurationError, FolderRefused, MissingFolder
 from mailrules.message import MessageView
 from mailrules.model import flag_key
@@ -57,14 +57,15 @@ NAME_MAX = 255  # bytes in one directory name, and a Maildir++ folder is one dir
 _ESCAPED = re.compile(r"\\([0-9a-fA-F]{2})")
 
 
-class MaildirMailbox:
+class MaildirMailbox(StoreDefaults):
     """Folders of a Maildir++ tree: the root is INBOX, ``.A.B`` is ``A/B``."""
 
     delimiter = DELIMITER
     # MOVE here is "add to the destination, then remove the original": never a loss.
     # move() writes the copy and syncs it before the original goes, so the executor needs no
     # copy-then-remove of its own; search() returns every message and the local evaluator decides.
-    features = Features(supports_move=True, expunges_by_uid=True, exact_search=False, keywords=True)
+    features = Features(supports_move=True, expunges_by_uid=True, exact_search=False, keywords=True,
+                        keyword_slots=len(KEYWORD_LETTERS))
 
     def __init__(self, path: str | os.PathLike[str]):
         self.root = Path(path)
@@ -73,8 +74,8 @@ class MaildirMailbox:
                                      "(or --maildir) path")
         if not (self.root / "cur").is_dir():
             raise ConfigurationError(f"{self.root} is not a Maildir (no cur/ folder)")
+        super().__init__()
         self.label = f"maildir:{self.root}"
-        self.notices: list[str] = []
         self._uidvalidity = int(time.time())
         self._folder: str | None = None
         self._keys: list[str] = []

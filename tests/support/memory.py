@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Literal
 
-from mailrules.backends.base import CopyResult, FetchNeeds, Features, FolderStatus
+from mailrules.backends.base import CopyResult, FetchNeeds, Features, FolderStatus, StoreDefaults
 from mailrules.errors import BackendError, ConnectionLost, MissingFolder
 from mailrules.message import MessageView
 from mailrules.query import SearchQuery
@@ -93,15 +93,15 @@ FULL = Features(supports_move=True, expunges_by_uid=True, reports_copy_uids=True
                 special_use=False, keywords=True)
 
 
-class MemoryMailbox:
+class MemoryMailbox(StoreDefaults):
     """One session on a MemoryStore; search() pre-filters (every message), the matcher decides."""
 
     delimiter = "/"
 
     def __init__(self, store: MemoryStore, *, features: Features = FULL, faults: Faults | None = None):
+        super().__init__()
         self.store, self.features, self.faults = store, features, faults
         self.label = "memory:test"
-        self.notices: list[str] = []
         self.calls: list[str] = []
         self._open: str | None = None
         self._readonly = True
