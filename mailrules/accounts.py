@@ -28,8 +28,9 @@ TlsMode = Literal["ssl", "starttls", "none"]
 DEFAULT_DELETE_THRESHOLD = 100
 PASSWORD_COMMAND_TIMEOUT = 30.0
 KEYRING_SERVICE_PREFIX = "mailrules:"
-_IMAP_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
-_SMTP_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
+# The one table of default ports by TLS mode, for the accounts file and the backends alike.
+IMAP_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
+SMTP_PORTS = {"ssl": 465, "starttls": 587, "none": 25}
 _SECRET_KEYS = {"password_env": "env", "password_command": "command", "password_keyring": "keyring"}
 OAuth2Provider = Literal["google", "microsoft", "custom"]
 _PROVIDER_KEYS = ("client_id", "client_secret_command", "tenant", "scopes",
@@ -239,7 +240,7 @@ class _Reader:
             username=data["username"],
             password=None if oauth2 is not None else secret or SecretSource("env"),
             oauth2=oauth2,
-            port=data.get("port", _IMAP_PORTS[tls]),
+            port=data.get("port", IMAP_PORTS[tls]),
             tls=tls,
             ca_file=self.local_path(data["ca_file"], path + ("ca_file",)) if "ca_file" in data else None,
             allow_insecure=data.get("allow_insecure", False),
@@ -253,7 +254,7 @@ class _Reader:
         if preset is None or imap is None:
             return None
         # The provider's submission server takes the same sign-in as its IMAP server.
-        return SmtpSettings(host=preset.smtp_host, port=_SMTP_PORTS[preset.smtp_tls], tls=preset.smtp_tls,
+        return SmtpSettings(host=preset.smtp_host, port=SMTP_PORTS[preset.smtp_tls], tls=preset.smtp_tls,
                             username=imap.username, password=imap.password, oauth2=imap.oauth2, loc=imap.loc)
 
     def smtp(self, data: dict[str, Any], path: Path, imap: ImapSettings | None, account: str,
@@ -274,7 +275,7 @@ class _Reader:
             self.error(path, "SMTP oauth2 needs a username (the account's address at most providers)")
         return SmtpSettings(
             host=host,
-            port=data.get("port", _SMTP_PORTS[tls]),
+            port=data.get("port", SMTP_PORTS[tls]),
             tls=tls,
             username=data.get("username"),
             password=secret,

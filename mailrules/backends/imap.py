@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+from mailrules.accounts import IMAP_PORTS
 from mailrules.backends.base import CopyResult, FetchNeeds, Features, FolderStatus, StoreDefaults
 from mailrules.errors import (AuthenticationFailed, BackendError, CapabilityError, ConfigurationError, ConnectionLost,
                               FolderRefused, MessagesVanished, MissingFolder,
@@ -71,7 +72,6 @@ BODY_BATCH_BYTES = 32 * 1024 * 1024
 # (imap_max_line_length), and fewer, larger UID MOVE/STORE commands cost it far less.
 PORTABLE_LINE = 8_000
 DOVECOT_LINE = 60_000
-DEFAULT_PORTS = {"ssl": 993, "starttls": 143, "none": 143}
 # Gmail's capability: its header SEARCH matches whole words, so `invoice` misses `invoices`.
 WORD_SEARCH = "X-GM-EXT-1"
 _DROPPED = (imaplib.IMAP4.abort, OSError, EOFError)
@@ -90,10 +90,10 @@ class ImapMailbox(StoreDefaults):
     def __init__(self, host: str, port: int | None = None, *, tls: TlsMode = "ssl", username: str,
                  password: str = "", ca_file: str | None = None, timeout: float = 60.0, trace: Trace | None = None,
                  oauth2: Callable[[], str] | None = None):
-        if tls not in DEFAULT_PORTS:
-            raise ValueError(f"tls must be one of {sorted(DEFAULT_PORTS)}, not {tls!r}")
+        if tls not in IMAP_PORTS:
+            raise ValueError(f"tls must be one of {sorted(IMAP_PORTS)}, not {tls!r}")
         self.host = host
-        self.port = port or DEFAULT_PORTS[tls]
+        self.port = port or IMAP_PORTS[tls]
         self.tls = tls
         self.username = username
         self._password = password
