@@ -354,6 +354,7 @@ def _add_undo(commands: argparse._SubParsersAction) -> None:  # type: ignore[typ
     cmd.add_argument("--state", help="state database (default ~/.local/state/mailrules/state.sqlite3)")
     cmd.add_argument("--now", help="the clock the undo is journalled at")
     cmd.add_argument("--yes", action="store_true", help="carry the undo plan out")
+    cmd.add_argument("--json", action="store_true", help="print the undo plan (and, with --yes, the report) as JSON")
     cmd.add_argument("-v", "--verbose", action="count", default=0, help="show IMAP commands (passwords redacted)")
     cmd.set_defaults(handler=_undo)
 
@@ -363,7 +364,7 @@ def _undo(args: argparse.Namespace, out: TextIO) -> int:
 
     return run_undo(UndoRequest(run_id=args.run, now=parse_now(args.now), account=args.account,
                                 accounts_file=args.accounts, state_file=args.state, confirmed=args.yes,
-                                verbose=args.verbose), out)
+                                verbose=args.verbose, as_json=args.json), out)
 
 
 # ---------------------------------------------------------------- auth

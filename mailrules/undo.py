@@ -16,6 +16,8 @@ the run left it.  Deletions and sent replies or redirects can't be taken back: s
 
 from __future__ import annotations
 
+import json
+
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -294,6 +296,7 @@ class UndoRequest:
     state_file: str | None = None
     confirmed: bool = False
     verbose: int = 0
+    as_json: bool = False
 
 
 def run_undo(request: UndoRequest, out: Any) -> int:
@@ -335,11 +338,20 @@ def run_undo(request: UndoRequest, out: Any) -> int:
             for note in recover(mailbox, journal, journal.pending()):
                 print(f"recovered: {note}", file=sys.stderr)
         undo = build_undo_plan(run.id, run.account, state.run_intents(run.id), mailbox, request.now)
-        rendered = render_run_start(undo.plan) if request.confirmed else render_plan(undo.plan)
-        print(_shown(rendered, undo.plan, run.id), file=out)
+        if not request.as_json:
+            rendered = render_run_start(undo.plan) if request.confirmed else render_plan(undo.plan)
+            print(_shown(rendered, undo.plan, run.id), file=out)
         if not request.confirmed:
+            if request.as_json:
+                print(json.dumps(_undo_json(undo, run.id), indent=2), file=out)
             return 0
-        return _carry_out(undo, run.id, mailbox, journal, state, out)
+        return _carry_out(undo, run.id, mailbox, journal, state, out, as_json=request.as_json)
+
+
+def _undo_json(undo: UndoPlan, run_id: int) -> dict[str, Any]:
+    from mailrules.render import plan_to_json
+
+    return {"undo_of": run_id, "plan": json.loads(plan_to_json(undo.plan)), "left_alone": list(undo.left_alone)}
 
 
 def _shown(rendered: str, plan: Plan, run_id: int) -> str:
@@ -349,11 +361,14 @@ def _shown(rendered: str, plan: Plan, run_id: int) -> str:
     return "\n".join(lines).replace("`mailrules run` does exactly this", f"`mailrules undo {run_id} --yes` does exactly this")
 
 
-def _carry_out(undo: UndoPlan, run_id: int, mailbox: Mailbox, journal: Any, state: Any, out: Any) -> int:
+def _carry_out(undo: UndoPlan, run_id: int, mailbox: Mailbox, journal: Any, state: Any, out: Any, *,
+               as_json: bool = False) -> int:
     from mailrules.execute import execute_plan
-    from mailrules.render import render_report
+    from mailrules.render import render_report, report_to_json
 
     if not undo.plan.has_work:
+        if as_json:
+            print(json.dumps({**_undo_json(undo, run_id), "restored": 0}, indent=2), file=out)
         return 0
     journal.run_id = state.begin_run(journal.account, "undo")
     try:
@@ -365,6 +380,10 @@ def _carry_out(undo: UndoPlan, run_id: int, mailbox: Mailbox, journal: Any, stat
     journal.finish("warning" if undo.left_alone else "ok",
                    {"undo_of": run_id, "restored": undo.restored, "left_alone": list(undo.left_alone),
                     "folders": len(report.folders)})
+    if as_json:
+        print(json.dumps({**_undo_json(undo, run_id), "report": report_to_json(report), "restored": undo.restored},
+                         indent=2), file=out)
+        return 0
     print("", file=out)
     print(render_report(report), file=out)
     print(f"undo of run #{run_id}: {undo.restored} message(s) restored, {len(undo.left_alone)} left alone",

@@ -116,6 +116,31 @@ def test_a_message_moved_by_another_client_is_left_alone_and_reported(tmp_path: 
     assert "Notifications/GitHub" not in shot and "Finance" not in shot and "Trash" not in shot
 
 
+def test_undo_json_gives_the_plan_before_and_the_report_after(tmp_path: Path, dovecot: Dovecot,
+                                                               imap_user: User) -> None:
+    seed(dovecot, imap_user)
+    space = workspace(tmp_path, imap_user, RULES)
+    assert space.run("--now", NOW, "--yes").code == 0
+    run_id = last_run(space)
+    after_run = by_message_id(snapshot(dovecot, imap_user))
+
+    shown = undo(space, run_id, "--json")
+    assert shown.code == 0, shown.output
+    planned = json.loads(shown.stdout)
+    assert planned["undo_of"] == run_id and planned["left_alone"] == []
+    moves = [move for folder in planned["plan"]["folders"] for move in folder["moves"]]
+    assert {move["destination"] for move in moves} == {"INBOX"}
+    assert by_message_id(snapshot(dovecot, imap_user)) == after_run  # shown only
+
+    done = undo(space, run_id, "--json", "--yes")
+    assert done.code == 0, done.output
+    carried_out = json.loads(done.stdout)
+    assert carried_out["restored"] == 6 and carried_out["report"]["failures"] == [], carried_out
+    moved = sum(folder["moved"] for folder in carried_out["report"]["folders"])
+    assert moved == sum(len(move["uids"]) for move in moves)
+    assert carried_out["plan"]["folders"] == planned["plan"]["folders"]
+
+
 def test_undo_of_an_undo_gives_the_runs_end_state_again(tmp_path: Path, dovecot: Dovecot, imap_user: User) -> None:
     seed(dovecot, imap_user)
     # Moves, trash and flags; a copy's removal can't be reversed (the copy is gone).
